@@ -1,4 +1,6 @@
 //! Test support: real local stand-ins for everything Cruddur talks to, each started on a 127.0.0.1 port chosen by the
 //! OS and stopped when dropped, so tests exercise the real protocols without any account or network.
 //!
-//! Used as a dev-dependency only (and by `xtask` for the local Postgres of the run command).
+//! Used as a dev-dependency only.
+
+pub mod postgres;
