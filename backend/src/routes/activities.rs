@@ -1,0 +1,142 @@
+//! Cruds and replies: the feeds (home, notifications, search, a user's), one crud with its replies, posting and
+//! replying.
+
+use axum::Router;
+use axum::extract::State;
+use axum::routing::{get, post};
+use chrono::Utc;
+use cruddur_api::{
+    Activity, ActivityWithReplies, CreateActivity, CreateReply, CrudMessage, ErrorKey, Handle, SearchQuery, Ttl,
+    UserActivities,
+};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::auth::{CurrentUser, MaybeUser};
+use crate::db::{self, ActivityFilter, ProfileKey};
+use crate::error::all_valid;
+use crate::extract::{Json, Path, Query};
+use crate::{ApiError, AppState};
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/activities", post(create))
+        .route("/api/activities/home", get(home))
+        .route("/api/activities/notifications", get(notifications))
+        .route("/api/activities/search", get(search))
+        .route("/api/activities/@{handle}", get(user_activities))
+        .route("/api/activities/@{handle}/status/{activity_uuid}", get(status))
+        .route("/api/activities/{activity_uuid}/reply", post(reply))
+}
+
+/// Everyone's cruds and replies that have not expired, newest first, signed in or not.
+async fn home(State(db): State<PgPool>, _caller: MaybeUser) -> Result<Json<Vec<Activity>>, ApiError> {
+    Ok(Json(db::list_activities(&db, ActivityFilter::default()).await?))
+}
+
+/// Replies to the caller's cruds by others, newest first; nothing when signed out.
+async fn notifications(State(db): State<PgPool>, caller: MaybeUser) -> Result<Json<Vec<Activity>>, ApiError> {
+    let Some(user) = caller.0 else {
+        return Ok(Json(Vec::new()));
+    };
+    let filter = ActivityFilter { replies_to_user: Some(user.uuid), ..ActivityFilter::default() };
+    Ok(Json(db::list_activities(&db, filter).await?))
+}
+
+/// Activities whose message contains the term (case-insensitive); a blank term finds nothing.
+async fn search(State(db): State<PgPool>, Query(query): Query<SearchQuery>) -> Result<Json<Vec<Activity>>, ApiError> {
+    let term = query.term.trim();
+    if term.is_empty() {
+        return Ok(Json(Vec::new()));
+    }
+    let filter = ActivityFilter { term: Some(term), ..ActivityFilter::default() };
+    Ok(Json(db::list_activities(&db, filter).await?))
+}
+
+async fn user_activities(
+    State(db): State<PgPool>,
+    Path(handle): Path<String>,
+) -> Result<Json<UserActivities>, ApiError> {
+    let handle = Handle::parse(&handle).map_err(|_| ApiError::NotFound)?;
+    let profile = db::find_profile(&db, ProfileKey::Handle(handle.as_str())).await?.ok_or(ApiError::NotFound)?;
+    let filter = ActivityFilter { author: Some(profile.uuid), ..ActivityFilter::default() };
+    let activities = db::list_activities(&db, filter).await?;
+    Ok(Json(UserActivities { profile, activities }))
+}
+
+async fn status(
+    State(db): State<PgPool>,
+    Path((handle, activity_uuid)): Path<(String, Uuid)>,
+) -> Result<Json<ActivityWithReplies>, ApiError> {
+    let handle = Handle::parse(&handle).map_err(|_| ApiError::NotFound)?;
+    let activity = db::find_activity(&db, activity_uuid)
+        .await?
+        .filter(|activity| activity.handle == handle.as_str())
+        .ok_or(ApiError::NotFound)?;
+    let filter = ActivityFilter { reply_to: Some(activity_uuid), oldest_first: true, ..ActivityFilter::default() };
+    let replies = db::list_activities(&db, filter).await?;
+    Ok(Json(ActivityWithReplies { activity, replies }))
+}
+
+async fn create(
+    State(db): State<PgPool>,
+    user: CurrentUser,
+    Json(body): Json<CreateActivity>,
+) -> Result<Json<Activity>, ApiError> {
+    let message = CrudMessage::crud(&body.message);
+    let ttl = Ttl::parse(&body.ttl);
+    all_valid!(message, ttl);
+    let expires_at = Utc::now() + ttl.duration();
+    let uuid = sqlx::query_scalar!(
+        "INSERT INTO activities (user_uuid, message, expires_at) VALUES ($1, $2, $3) RETURNING uuid",
+        user.uuid,
+        message.as_str(),
+        expires_at
+    )
+    .fetch_one(&db)
+    .await
+    .map_err(unknown_author)?;
+    db::find_activity(&db, uuid).await?.map(Json).ok_or(ApiError::NotFound)
+}
+
+/// Replies to any activity that has not expired; the reply shares its expiry, and the parent's `replies_count`
+/// moves in the same statement, so it stays right under concurrent replies.
+async fn reply(
+    State(db): State<PgPool>,
+    user: CurrentUser,
+    Path(activity_uuid): Path<Uuid>,
+    Json(body): Json<CreateReply>,
+) -> Result<Json<Activity>, ApiError> {
+    let message = CrudMessage::reply(&body.message);
+    all_valid!(message);
+    let uuid = sqlx::query_scalar!(
+        r#"
+        WITH parent AS (
+            UPDATE activities SET replies_count = replies_count + 1
+            WHERE uuid = $3 AND (expires_at IS NULL OR expires_at > now())
+            RETURNING uuid, expires_at
+        )
+        INSERT INTO activities (user_uuid, message, reply_to_activity_uuid, expires_at)
+        SELECT $1, $2, parent.uuid, parent.expires_at FROM parent
+        RETURNING uuid
+        "#,
+        user.uuid,
+        message.as_str(),
+        activity_uuid
+    )
+    .fetch_optional(&db)
+    .await
+    .map_err(unknown_author)?
+    .ok_or(ApiError::NotFound)?;
+    db::find_activity(&db, uuid).await?.map(Json).ok_or(ApiError::NotFound)
+}
+
+/// A valid token whose account has since been deleted cannot write.
+fn unknown_author(error: sqlx::Error) -> ApiError {
+    match &error {
+        sqlx::Error::Database(db_error) if db_error.is_foreign_key_violation() => {
+            ApiError::Unauthorized(ErrorKey::Unauthorized)
+        }
+        _ => ApiError::Database(error),
+    }
+}
