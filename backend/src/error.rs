@@ -48,7 +48,9 @@ impl ApiError {
     fn keys(&self) -> Vec<ErrorKey> {
         match self {
             Self::Invalid(keys) => keys.clone(),
-            Self::Rejected { key, .. } | Self::Unauthorized(key) | Self::Conflict(key) => vec![*key],
+            Self::Rejected { key, .. } | Self::Unauthorized(key) | Self::Conflict(key) => {
+                vec![*key]
+            }
             Self::NotFound => vec![ErrorKey::NotFound],
             Self::Database(_) | Self::Internal(_) => vec![ErrorKey::Internal],
         }

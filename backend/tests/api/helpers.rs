@@ -1,0 +1,119 @@
+//! `spawn_app()` and typed request helpers shared by the API tests.
+
+use chrono::TimeDelta;
+use cruddur_api::{Activity, AuthResponse, CreateActivity, ErrorBody, ErrorKey, SignupRequest};
+use cruddur_backend::{AppState, Tokens, app, db, seed, serve};
+use http::HeaderValue;
+use reqwest::{RequestBuilder, Response, StatusCode};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sqlx::PgPool;
+use tokio::sync::oneshot;
+
+/// The secret the test servers sign tokens with, so tests can forge expired ones.
+pub(crate) const TEST_SECRET: &[u8] = b"test-secret-test-secret-test-secret!";
+pub(crate) const FRONTEND_ORIGIN: &str = "http://localhost:3000";
+
+pub(crate) struct TestApp {
+    pub(crate) address: String,
+    pub(crate) client: reqwest::Client,
+    pub(crate) db: PgPool,
+    _shutdown: oneshot::Sender<()>,
+}
+
+/// The API on a fresh, migrated, empty database.
+pub(crate) async fn spawn_app() -> TestApp {
+    let db = db::connect(&test_support::postgres::fresh_database().await, 5)
+        .await
+        .expect("connect");
+    db::MIGRATOR.run(&db).await.expect("migrate");
+    let state = AppState {
+        db: db.clone(),
+        tokens: Tokens::new(TEST_SECRET, TimeDelta::hours(1)),
+    };
+    let router = app(state, vec![HeaderValue::from_static(FRONTEND_ORIGIN)]);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    let (shutdown, stopped) = oneshot::channel::<()>();
+    tokio::spawn(serve(listener, router, async {
+        let _ = stopped.await;
+    }));
+    TestApp {
+        address,
+        client: reqwest::Client::new(),
+        db,
+        _shutdown: shutdown,
+    }
+}
+
+/// The API on a fresh database holding the seed.
+pub(crate) async fn spawn_seeded_app() -> TestApp {
+    let app = spawn_app().await;
+    seed::load(&app.db).await.expect("seed");
+    app
+}
+
+impl TestApp {
+    pub(crate) fn get(&self, path: &str) -> RequestBuilder {
+        self.client.get(format!("{}{path}", self.address))
+    }
+
+    pub(crate) fn post(&self, path: &str, body: &impl Serialize) -> RequestBuilder {
+        self.client
+            .post(format!("{}{path}", self.address))
+            .json(body)
+    }
+
+    pub(crate) async fn signup(&self, handle: &str) -> AuthResponse {
+        let body = SignupRequest {
+            display_name: format!("{handle} Person"),
+            handle: handle.into(),
+            email: format!("{handle}@example.com"),
+            password: "correct horse battery".into(),
+        };
+        ok_json(self.post("/api/auth/signup", &body).send().await.unwrap()).await
+    }
+
+    pub(crate) async fn post_crud(&self, token: &str, message: &str) -> Activity {
+        let body = CreateActivity {
+            message: message.into(),
+            ttl: "7-days".into(),
+        };
+        ok_json(
+            self.post("/api/activities", &body)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
+    pub(crate) async fn home(&self) -> Vec<Activity> {
+        ok_json(self.get("/api/activities/home").send().await.unwrap()).await
+    }
+}
+
+/// The body of a 200 answer; anything else fails the test with the body.
+pub(crate) async fn ok_json<T: DeserializeOwned>(response: Response) -> T {
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{text}");
+    serde_json::from_str(&text).unwrap_or_else(|error| panic!("{error}: {text}"))
+}
+
+/// Asserts the answer's status and its error keys.
+pub(crate) async fn assert_error(response: Response, status: StatusCode, keys: &[ErrorKey]) {
+    assert_eq!(response.status(), status);
+    assert_eq!(
+        response
+            .headers()
+            .get("content-type")
+            .map(|value| value.to_str().unwrap()),
+        Some("application/json")
+    );
+    let body: ErrorBody = response.json().await.expect("an error body");
+    assert_eq!(body.errors, keys);
+}
