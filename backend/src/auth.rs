@@ -65,12 +65,8 @@ impl Tokens {
 
     pub fn issue(&self, user: Uuid) -> Result<String, ApiError> {
         let now = Utc::now();
-        let claims = Claims {
-            sub: user,
-            iss: ISSUER.to_owned(),
-            iat: now.timestamp(),
-            exp: (now + self.0.ttl).timestamp(),
-        };
+        let claims =
+            Claims { sub: user, iss: ISSUER.to_owned(), iat: now.timestamp(), exp: (now + self.0.ttl).timestamp() };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.0.encoding)
             .map_err(|error| ApiError::Internal(format!("signing a token: {error}")))
     }
@@ -123,10 +119,7 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        MaybeUser::from_request_parts(parts, state)
-            .await?
-            .0
-            .ok_or(ApiError::Unauthorized(ErrorKey::Unauthorized))
+        MaybeUser::from_request_parts(parts, state).await?.0.ok_or(ApiError::Unauthorized(ErrorKey::Unauthorized))
     }
 }
 
@@ -134,9 +127,7 @@ where
 pub async fn hash_password(password: Password) -> Result<String, ApiError> {
     tokio::task::spawn_blocking(move || {
         let salt = SaltString::generate(&mut OsRng);
-        Argon2::default()
-            .hash_password(password.as_str().as_bytes(), &salt)
-            .map(|hash| hash.to_string())
+        Argon2::default().hash_password(password.as_str().as_bytes(), &salt).map(|hash| hash.to_string())
     })
     .await
     .map_err(|error| ApiError::Internal(format!("hashing task: {error}")))?
@@ -145,19 +136,12 @@ pub async fn hash_password(password: Password) -> Result<String, ApiError> {
 
 /// Whether `password` matches `stored_hash`. Without a stored hash (unknown email, or an account that signs in
 /// elsewhere) a hash is still verified, so the answer takes as long and does not reveal which emails exist.
-pub async fn verify_password(
-    password: String,
-    stored_hash: Option<String>,
-) -> Result<bool, ApiError> {
+pub async fn verify_password(password: String, stored_hash: Option<String>) -> Result<bool, ApiError> {
     tokio::task::spawn_blocking(move || {
         let known = stored_hash.is_some();
         let hash = stored_hash.unwrap_or_else(|| decoy_hash().to_owned());
         let matches = PasswordHash::new(&hash)
-            .map(|parsed| {
-                Argon2::default()
-                    .verify_password(password.as_bytes(), &parsed)
-                    .is_ok()
-            })
+            .map(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
             .unwrap_or(false);
         known && matches
     })
@@ -169,10 +153,7 @@ fn decoy_hash() -> &'static str {
     static DECOY: OnceLock<String> = OnceLock::new();
     DECOY.get_or_init(|| {
         let salt = SaltString::generate(&mut OsRng);
-        Argon2::default()
-            .hash_password(b"decoy password", &salt)
-            .expect("argon2 hashes a constant")
-            .to_string()
+        Argon2::default().hash_password(b"decoy password", &salt).expect("argon2 hashes a constant").to_string()
     })
 }
 
@@ -200,24 +181,10 @@ mod tests {
 
     #[tokio::test]
     async fn passwords_verify_only_against_their_own_hash() {
-        let hash = hash_password(Password::parse("correct horse").unwrap())
-            .await
-            .unwrap();
+        let hash = hash_password(Password::parse("correct horse").unwrap()).await.unwrap();
         assert!(!hash.contains("correct horse"));
-        assert!(
-            verify_password("correct horse".into(), Some(hash.clone()))
-                .await
-                .unwrap()
-        );
-        assert!(
-            !verify_password("wrong horse!".into(), Some(hash))
-                .await
-                .unwrap()
-        );
-        assert!(
-            !verify_password("decoy password".into(), None)
-                .await
-                .unwrap()
-        );
+        assert!(verify_password("correct horse".into(), Some(hash.clone())).await.unwrap());
+        assert!(!verify_password("wrong horse!".into(), Some(hash)).await.unwrap());
+        assert!(!verify_password("decoy password".into(), None).await.unwrap());
     }
 }

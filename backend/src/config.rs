@@ -84,13 +84,10 @@ impl Config {
 /// An origin as the browser sends it: scheme, host and port, no path (a trailing slash is forgiven).
 fn parse_origin(raw: &str) -> Result<HeaderValue, String> {
     let origin = raw.trim().trim_end_matches('/');
-    let (scheme, rest) = origin
-        .split_once("://")
-        .ok_or_else(|| format!("{raw:?} is not a URL like http://localhost:3000"))?;
+    let (scheme, rest) =
+        origin.split_once("://").ok_or_else(|| format!("{raw:?} is not a URL like http://localhost:3000"))?;
     if !matches!(scheme, "http" | "https") || rest.is_empty() || rest.contains('/') {
-        return Err(format!(
-            "{raw:?} is not an origin like http://localhost:3000"
-        ));
+        return Err(format!("{raw:?} is not an origin like http://localhost:3000"));
     }
     HeaderValue::from_str(origin).map_err(|error| format!("{raw:?}: {error}"))
 }
@@ -107,23 +104,14 @@ mod tests {
     fn defaults_follow_the_shared_contract() {
         let config = parse(&[]).unwrap();
         assert_eq!(config.port, 4567);
-        assert_eq!(
-            config.frontend_url,
-            vec![HeaderValue::from_static("http://localhost:3000")]
-        );
+        assert_eq!(config.frontend_url, vec![HeaderValue::from_static("http://localhost:3000")]);
     }
 
     #[test]
     fn connection_url_is_accepted_when_database_url_is_unset() {
         let config = parse(&["--connection-url", "postgres://db/cruddur"]).unwrap();
         assert_eq!(config.database_url().unwrap(), "postgres://db/cruddur");
-        let config = parse(&[
-            "--database-url",
-            "postgres://a/x",
-            "--connection-url",
-            "postgres://b/y",
-        ])
-        .unwrap();
+        let config = parse(&["--database-url", "postgres://a/x", "--connection-url", "postgres://b/y"]).unwrap();
         assert_eq!(config.database_url().unwrap(), "postgres://a/x");
     }
 
@@ -135,28 +123,17 @@ mod tests {
 
     #[test]
     fn bad_settings_are_refused_with_their_names() {
-        let error = parse(&["--frontend-url", "localhost:3000/app"])
-            .unwrap_err()
-            .to_string();
+        let error = parse(&["--frontend-url", "localhost:3000/app"]).unwrap_err().to_string();
         assert!(error.contains("--frontend-url"), "{error}");
         let error = parse(&["--port", "http"]).unwrap_err().to_string();
         assert!(error.contains("--port"), "{error}");
         let weak = parse(&["--token-secret", "short"]).unwrap();
-        assert!(
-            weak.token_secret()
-                .unwrap_err()
-                .to_string()
-                .contains("TOKEN_SECRET")
-        );
+        assert!(weak.token_secret().unwrap_err().to_string().contains("TOKEN_SECRET"));
     }
 
     #[test]
     fn several_frontend_origins_may_be_allowed() {
-        let config = parse(&[
-            "--frontend-url",
-            "http://localhost:3000/,https://3000-x.gitpod.io",
-        ])
-        .unwrap();
+        let config = parse(&["--frontend-url", "http://localhost:3000/,https://3000-x.gitpod.io"]).unwrap();
         assert_eq!(config.frontend_url.len(), 2);
         assert_eq!(config.frontend_url[0], "http://localhost:3000");
     }

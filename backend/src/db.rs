@@ -13,10 +13,7 @@ pub static MIGRATOR: Migrator = sqlx::migrate!();
 pub const FEED_LIMIT: i64 = 100;
 
 pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Error> {
-    PgPoolOptions::new()
-        .max_connections(max_connections)
-        .connect(url)
-        .await
+    PgPoolOptions::new().max_connections(max_connections).connect(url).await
 }
 
 /// Which activities to list. Every field narrows the list; expired activities are never listed.
@@ -33,10 +30,7 @@ pub(crate) struct ActivityFilter<'a> {
 }
 
 /// The one query behind every feed, so all of them agree on shape, expiry and order.
-pub(crate) async fn list_activities(
-    db: &PgPool,
-    filter: ActivityFilter<'_>,
-) -> Result<Vec<Activity>, sqlx::Error> {
+pub(crate) async fn list_activities(db: &PgPool, filter: ActivityFilter<'_>) -> Result<Vec<Activity>, sqlx::Error> {
     let pattern = filter.term.map(|term| format!("%{}%", escape_like(term)));
     sqlx::query_as!(
         Activity,
@@ -68,14 +62,8 @@ pub(crate) async fn list_activities(
 }
 
 /// One activity that has not expired.
-pub(crate) async fn find_activity(
-    db: &PgPool,
-    uuid: Uuid,
-) -> Result<Option<Activity>, sqlx::Error> {
-    let filter = ActivityFilter {
-        uuid: Some(uuid),
-        ..ActivityFilter::default()
-    };
+pub(crate) async fn find_activity(db: &PgPool, uuid: Uuid) -> Result<Option<Activity>, sqlx::Error> {
+    let filter = ActivityFilter { uuid: Some(uuid), ..ActivityFilter::default() };
     Ok(list_activities(db, filter).await?.pop())
 }
 
@@ -86,10 +74,7 @@ pub(crate) enum ProfileKey<'a> {
 }
 
 /// A user's public profile; `cruds_count` counts what the profile lists (their activities that have not expired).
-pub(crate) async fn find_profile(
-    db: &PgPool,
-    key: ProfileKey<'_>,
-) -> Result<Option<Profile>, sqlx::Error> {
+pub(crate) async fn find_profile(db: &PgPool, key: ProfileKey<'_>) -> Result<Option<Profile>, sqlx::Error> {
     let (uuid, handle) = match key {
         ProfileKey::Uuid(uuid) => (Some(uuid), None),
         ProfileKey::Handle(handle) => (None, Some(handle)),

@@ -24,13 +24,10 @@ impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
         let (status, key) = match &rejection {
             JsonRejection::JsonSyntaxError(_) => (StatusCode::BAD_REQUEST, ErrorKey::MalformedJson),
-            JsonRejection::JsonDataError(_) => {
-                (StatusCode::UNPROCESSABLE_ENTITY, ErrorKey::InvalidBody)
+            JsonRejection::JsonDataError(_) => (StatusCode::UNPROCESSABLE_ENTITY, ErrorKey::InvalidBody),
+            JsonRejection::MissingJsonContentType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, ErrorKey::UnsupportedMediaType)
             }
-            JsonRejection::MissingJsonContentType(_) => (
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                ErrorKey::UnsupportedMediaType,
-            ),
             _ if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
                 (StatusCode::PAYLOAD_TOO_LARGE, ErrorKey::PayloadTooLarge)
             }
@@ -58,9 +55,6 @@ pub(crate) struct Query<T>(pub(crate) T);
 
 impl From<QueryRejection> for ApiError {
     fn from(_: QueryRejection) -> Self {
-        ApiError::Rejected {
-            status: StatusCode::UNPROCESSABLE_ENTITY,
-            key: ErrorKey::InvalidQuery,
-        }
+        ApiError::Rejected { status: StatusCode::UNPROCESSABLE_ENTITY, key: ErrorKey::InvalidQuery }
     }
 }

@@ -46,12 +46,9 @@ pub fn app(state: AppState, frontend_origins: Vec<HeaderValue>) -> Router {
 
 /// Browsers may call the API from the frontend's origin, with a bearer token and trace headers.
 fn cors(origins: Vec<HeaderValue>) -> CorsLayer {
-    let trace_headers =
-        ["traceparent", "tracestate", "baggage", "x-amzn-trace-id"].map(HeaderName::from_static);
-    let allowed_headers: Vec<HeaderName> = [header::AUTHORIZATION, header::CONTENT_TYPE]
-        .into_iter()
-        .chain(trace_headers)
-        .collect();
+    let trace_headers = ["traceparent", "tracestate", "baggage", "x-amzn-trace-id"].map(HeaderName::from_static);
+    let allowed_headers: Vec<HeaderName> =
+        [header::AUTHORIZATION, header::CONTENT_TYPE].into_iter().chain(trace_headers).collect();
     CorsLayer::new()
         .allow_origin(AllowOrigin::list(origins))
         .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
@@ -65,10 +62,7 @@ pub async fn serve(
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
 }

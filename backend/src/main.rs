@@ -10,9 +10,7 @@ use cruddur_backend::{AppState, Config, Tokens, app, db, seed, serve};
 async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .init();
 
     let database_url = config.database_url()?;
@@ -20,28 +18,16 @@ async fn main() -> anyhow::Result<()> {
     let tokens = match config.token_secret()? {
         Some(secret) => Tokens::new(secret, token_ttl),
         None => {
-            tracing::warn!(
-                "TOKEN_SECRET is unset: sessions are signed with a random key and end at restart"
-            );
+            tracing::warn!("TOKEN_SECRET is unset: sessions are signed with a random key and end at restart");
             Tokens::random(token_ttl)
         }
     };
     let pool = db::connect(database_url, config.database_max_connections)
         .await
         .context("connecting to Postgres (DATABASE_URL)")?;
-    db::MIGRATOR
-        .run(&pool)
-        .await
-        .context("migrating the database")?;
-    if config.seed_if_empty
-        && seed::load_if_empty(&pool)
-            .await
-            .context("loading the seed")?
-    {
-        tracing::info!(
-            password = seed::SEED_PASSWORD,
-            "seed loaded: andrewbrown, altbrown, bayko, londo"
-        );
+    db::MIGRATOR.run(&pool).await.context("migrating the database")?;
+    if config.seed_if_empty && seed::load_if_empty(&pool).await.context("loading the seed")? {
+        tracing::info!(password = seed::SEED_PASSWORD, "seed loaded: andrewbrown, altbrown, bayko, londo");
     }
 
     let listener = tokio::net::TcpListener::bind(config.listen_address())
@@ -49,9 +35,7 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("binding {} (PORT)", config.listen_address()))?;
     tracing::info!(address = %listener.local_addr()?, "Cruddur API listening");
     let router = app(AppState { db: pool, tokens }, config.frontend_url.clone());
-    serve(listener, router, shutdown_signal())
-        .await
-        .context("serving")?;
+    serve(listener, router, shutdown_signal()).await.context("serving")?;
     Ok(())
 }
 

@@ -15,47 +15,23 @@ pub const SEED_PASSWORD: &str = "cruddur-password";
 
 /// (display name, handle, email, bio)
 const USERS: [(&str, &str, &str, &str); 4] = [
-    (
-        "Andrew Brown",
-        "andrewbrown",
-        "andrew@exampro.co",
-        "Cloud instructor and Cruddur's first user.",
-    ),
+    ("Andrew Brown", "andrewbrown", "andrew@exampro.co", "Cloud instructor and Cruddur's first user."),
     ("Andrew Brown Alt", "altbrown", "altbrown@exampro.co", ""),
     ("Andrew Bayko", "bayko", "bayko@exampro.co", ""),
-    (
-        "Londo Mollari",
-        "londo",
-        "lmollari@centari.com",
-        "Ambassador of the Centauri Republic.",
-    ),
+    ("Londo Mollari", "londo", "lmollari@centari.com", "Ambassador of the Centauri Republic."),
 ];
 
 /// (handle, message, lifetime): the first is the original seed crud.
 const CRUDS: [(&str, &str, TimeDelta); 3] = [
-    (
-        "andrewbrown",
-        "This was imported as seed data!",
-        TimeDelta::days(10),
-    ),
-    (
-        "bayko",
-        "Distributed tracing: follow one request from the browser to the database.",
-        TimeDelta::days(7),
-    ),
-    (
-        "londo",
-        "Cruds expire. Say what matters while it lasts.",
-        TimeDelta::days(30),
-    ),
+    ("andrewbrown", "This was imported as seed data!", TimeDelta::days(10)),
+    ("bayko", "Distributed tracing: follow one request from the browser to the database.", TimeDelta::days(7)),
+    ("londo", "Cruds expire. Say what matters while it lasts.", TimeDelta::days(30)),
 ];
 
 /// Loads the seed unless the database already has users; returns whether it did.
 pub async fn load_if_empty(db: &PgPool) -> Result<bool, ApiError> {
     let has_users: bool =
-        sqlx::query_scalar!(r#"SELECT EXISTS (SELECT 1 FROM users) AS "exists!""#)
-            .fetch_one(db)
-            .await?;
+        sqlx::query_scalar!(r#"SELECT EXISTS (SELECT 1 FROM users) AS "exists!""#).fetch_one(db).await?;
     if has_users {
         return Ok(false);
     }

@@ -6,8 +6,8 @@ use axum::extract::State;
 use axum::routing::{get, post};
 use chrono::Utc;
 use cruddur_api::{
-    Activity, ActivityWithReplies, CreateActivity, CreateReply, CrudMessage, ErrorKey, Handle,
-    SearchQuery, Ttl, UserActivities,
+    Activity, ActivityWithReplies, CreateActivity, CreateReply, CrudMessage, ErrorKey, Handle, SearchQuery, Ttl,
+    UserActivities,
 };
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -25,51 +25,31 @@ pub(super) fn router() -> Router<AppState> {
         .route("/api/activities/notifications", get(notifications))
         .route("/api/activities/search", get(search))
         .route("/api/activities/@{handle}", get(user_activities))
-        .route(
-            "/api/activities/@{handle}/status/{activity_uuid}",
-            get(status),
-        )
+        .route("/api/activities/@{handle}/status/{activity_uuid}", get(status))
         .route("/api/activities/{activity_uuid}/reply", post(reply))
 }
 
 /// Everyone's cruds and replies that have not expired, newest first, signed in or not.
-async fn home(
-    State(db): State<PgPool>,
-    _caller: MaybeUser,
-) -> Result<Json<Vec<Activity>>, ApiError> {
-    Ok(Json(
-        db::list_activities(&db, ActivityFilter::default()).await?,
-    ))
+async fn home(State(db): State<PgPool>, _caller: MaybeUser) -> Result<Json<Vec<Activity>>, ApiError> {
+    Ok(Json(db::list_activities(&db, ActivityFilter::default()).await?))
 }
 
 /// Replies to the caller's cruds by others, newest first; nothing when signed out.
-async fn notifications(
-    State(db): State<PgPool>,
-    caller: MaybeUser,
-) -> Result<Json<Vec<Activity>>, ApiError> {
+async fn notifications(State(db): State<PgPool>, caller: MaybeUser) -> Result<Json<Vec<Activity>>, ApiError> {
     let Some(user) = caller.0 else {
         return Ok(Json(Vec::new()));
     };
-    let filter = ActivityFilter {
-        replies_to_user: Some(user.uuid),
-        ..ActivityFilter::default()
-    };
+    let filter = ActivityFilter { replies_to_user: Some(user.uuid), ..ActivityFilter::default() };
     Ok(Json(db::list_activities(&db, filter).await?))
 }
 
 /// Activities whose message contains the term (case-insensitive); a blank term finds nothing.
-async fn search(
-    State(db): State<PgPool>,
-    Query(query): Query<SearchQuery>,
-) -> Result<Json<Vec<Activity>>, ApiError> {
+async fn search(State(db): State<PgPool>, Query(query): Query<SearchQuery>) -> Result<Json<Vec<Activity>>, ApiError> {
     let term = query.term.trim();
     if term.is_empty() {
         return Ok(Json(Vec::new()));
     }
-    let filter = ActivityFilter {
-        term: Some(term),
-        ..ActivityFilter::default()
-    };
+    let filter = ActivityFilter { term: Some(term), ..ActivityFilter::default() };
     Ok(Json(db::list_activities(&db, filter).await?))
 }
 
@@ -78,18 +58,10 @@ async fn user_activities(
     Path(handle): Path<String>,
 ) -> Result<Json<UserActivities>, ApiError> {
     let handle = Handle::parse(&handle).map_err(|_| ApiError::NotFound)?;
-    let profile = db::find_profile(&db, ProfileKey::Handle(handle.as_str()))
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    let filter = ActivityFilter {
-        author: Some(profile.uuid),
-        ..ActivityFilter::default()
-    };
+    let profile = db::find_profile(&db, ProfileKey::Handle(handle.as_str())).await?.ok_or(ApiError::NotFound)?;
+    let filter = ActivityFilter { author: Some(profile.uuid), ..ActivityFilter::default() };
     let activities = db::list_activities(&db, filter).await?;
-    Ok(Json(UserActivities {
-        profile,
-        activities,
-    }))
+    Ok(Json(UserActivities { profile, activities }))
 }
 
 async fn status(
@@ -101,11 +73,7 @@ async fn status(
         .await?
         .filter(|activity| activity.handle == handle.as_str())
         .ok_or(ApiError::NotFound)?;
-    let filter = ActivityFilter {
-        reply_to: Some(activity_uuid),
-        oldest_first: true,
-        ..ActivityFilter::default()
-    };
+    let filter = ActivityFilter { reply_to: Some(activity_uuid), oldest_first: true, ..ActivityFilter::default() };
     let replies = db::list_activities(&db, filter).await?;
     Ok(Json(ActivityWithReplies { activity, replies }))
 }
@@ -128,10 +96,7 @@ async fn create(
     .fetch_one(&db)
     .await
     .map_err(unknown_author)?;
-    db::find_activity(&db, uuid)
-        .await?
-        .map(Json)
-        .ok_or(ApiError::NotFound)
+    db::find_activity(&db, uuid).await?.map(Json).ok_or(ApiError::NotFound)
 }
 
 /// Replies to any activity that has not expired; the reply shares its expiry, and the parent's `replies_count`
@@ -163,10 +128,7 @@ async fn reply(
     .await
     .map_err(unknown_author)?
     .ok_or(ApiError::NotFound)?;
-    db::find_activity(&db, uuid)
-        .await?
-        .map(Json)
-        .ok_or(ApiError::NotFound)
+    db::find_activity(&db, uuid).await?.map(Json).ok_or(ApiError::NotFound)
 }
 
 /// A valid token whose account has since been deleted cannot write.

@@ -4,8 +4,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::routing::post;
 use cruddur_api::{
-    AuthResponse, DisplayName, Email, ErrorKey, Handle, Password, SigninRequest, SignupRequest,
-    UserShort,
+    AuthResponse, DisplayName, Email, ErrorKey, Handle, Password, SigninRequest, SignupRequest, UserShort,
 };
 use sqlx::PgPool;
 
@@ -15,9 +14,7 @@ use crate::extract::Json;
 use crate::{ApiError, AppState};
 
 pub(super) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/auth/signup", post(signup))
-        .route("/api/auth/signin", post(signin))
+    Router::new().route("/api/auth/signup", post(signup)).route("/api/auth/signin", post(signin))
 }
 
 async fn signup(
@@ -52,10 +49,7 @@ async fn signup(
         _ => ApiError::Database(error),
     })?;
     tracing::info!(user = %user.uuid, handle = %user.handle, "account created");
-    Ok(Json(AuthResponse {
-        token: tokens.issue(user.uuid)?,
-        user,
-    }))
+    Ok(Json(AuthResponse { token: tokens.issue(user.uuid)?, user }))
 }
 
 async fn signin(
@@ -63,28 +57,16 @@ async fn signin(
     State(tokens): State<Tokens>,
     Json(body): Json<SigninRequest>,
 ) -> Result<Json<AuthResponse>, ApiError> {
-    let email = Email::parse(&body.email)
-        .map_err(|_| ApiError::Unauthorized(ErrorKey::InvalidCredentials))?;
-    let account = sqlx::query!(
-        "SELECT uuid, handle, display_name, password_hash FROM users WHERE email = $1",
-        email.as_str()
-    )
-    .fetch_optional(&db)
-    .await?;
-    let stored_hash = account
-        .as_ref()
-        .and_then(|account| account.password_hash.clone());
+    let email = Email::parse(&body.email).map_err(|_| ApiError::Unauthorized(ErrorKey::InvalidCredentials))?;
+    let account =
+        sqlx::query!("SELECT uuid, handle, display_name, password_hash FROM users WHERE email = $1", email.as_str())
+            .fetch_optional(&db)
+            .await?;
+    let stored_hash = account.as_ref().and_then(|account| account.password_hash.clone());
     if !verify_password(body.password, stored_hash).await? {
         return Err(ApiError::Unauthorized(ErrorKey::InvalidCredentials));
     }
     let account = account.ok_or(ApiError::Unauthorized(ErrorKey::InvalidCredentials))?;
-    let user = UserShort {
-        uuid: account.uuid,
-        handle: account.handle,
-        display_name: account.display_name,
-    };
-    Ok(Json(AuthResponse {
-        token: tokens.issue(user.uuid)?,
-        user,
-    }))
+    let user = UserShort { uuid: account.uuid, handle: account.handle, display_name: account.display_name };
+    Ok(Json(AuthResponse { token: tokens.issue(user.uuid)?, user }))
 }

@@ -12,8 +12,5 @@ pub(super) fn router() -> Router<AppState> {
 }
 
 async fn health_check() -> Json<HealthCheck> {
-    Json(HealthCheck {
-        success: true,
-        ver: 1,
-    })
+    Json(HealthCheck { success: true, ver: 1 })
 }

@@ -4,9 +4,7 @@
 use axum::Router;
 use axum::extract::State;
 use axum::routing::{get, post};
-use cruddur_api::{
-    CreateMessage, CreatedMessage, CrudMessage, ErrorKey, Handle, Message, MessageGroup,
-};
+use cruddur_api::{CreateMessage, CreatedMessage, CrudMessage, ErrorKey, Handle, Message, MessageGroup};
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
@@ -23,10 +21,7 @@ pub(super) fn router() -> Router<AppState> {
 }
 
 /// The caller's conversations, most recently active first, each with the other person and the last message.
-async fn message_groups(
-    State(db): State<PgPool>,
-    user: CurrentUser,
-) -> Result<Json<Vec<MessageGroup>>, ApiError> {
+async fn message_groups(State(db): State<PgPool>, user: CurrentUser) -> Result<Json<Vec<MessageGroup>>, ApiError> {
     let groups = sqlx::query_as!(
         MessageGroup,
         r#"
@@ -115,10 +110,7 @@ async fn send(
     // The sender's account is gone though the token is valid.
     .ok_or(ApiError::Unauthorized(ErrorKey::Unauthorized))?;
     tx.commit().await?;
-    Ok(Json(CreatedMessage {
-        message: sent,
-        message_group_uuid: group,
-    }))
+    Ok(Json(CreatedMessage { message: sent, message_group_uuid: group }))
 }
 
 /// Where a message goes: an existing conversation, or a person by handle.
@@ -127,11 +119,7 @@ enum Recipient {
     Person(String),
 }
 
-async fn ensure_member(
-    tx: &mut Transaction<'_, Postgres>,
-    group: Uuid,
-    user: Uuid,
-) -> Result<(), ApiError> {
+async fn ensure_member(tx: &mut Transaction<'_, Postgres>, group: Uuid, user: Uuid) -> Result<(), ApiError> {
     let member = sqlx::query_scalar!(
         r#"SELECT EXISTS (SELECT 1 FROM message_group_members WHERE message_group_uuid = $1 AND user_uuid = $2) AS "member!""#,
         group,
@@ -139,20 +127,12 @@ async fn ensure_member(
     )
     .fetch_one(&mut **tx)
     .await?;
-    if member {
-        Ok(())
-    } else {
-        Err(ApiError::NotFound)
-    }
+    if member { Ok(()) } else { Err(ApiError::NotFound) }
 }
 
 /// The conversation between the caller and `handle`, created on first use. The pair's `direct_key` is unique, so
 /// two people writing to each other at once still share one conversation.
-async fn conversation_with(
-    tx: &mut Transaction<'_, Postgres>,
-    caller: Uuid,
-    handle: &str,
-) -> Result<Uuid, ApiError> {
+async fn conversation_with(tx: &mut Transaction<'_, Postgres>, caller: Uuid, handle: &str) -> Result<Uuid, ApiError> {
     let handle = Handle::parse(handle).map_err(|_| ApiError::NotFound)?;
     let other = sqlx::query_scalar!("SELECT uuid FROM users WHERE handle = $1", handle.as_str())
         .fetch_optional(&mut **tx)
@@ -161,11 +141,7 @@ async fn conversation_with(
     if other == caller {
         return Err(ApiError::invalid(ErrorKey::CannotMessageSelf));
     }
-    let (low, high) = if caller < other {
-        (caller, other)
-    } else {
-        (other, caller)
-    };
+    let (low, high) = if caller < other { (caller, other) } else { (other, caller) };
     let group = sqlx::query_scalar!(
         "INSERT INTO message_groups (direct_key) VALUES ($1)
          ON CONFLICT (direct_key) DO UPDATE SET direct_key = EXCLUDED.direct_key

@@ -3,9 +3,7 @@
 use axum::Router;
 use axum::extract::State;
 use axum::routing::{get, post};
-use cruddur_api::{
-    BIO_MAX_CHARS, DisplayName, ErrorKey, Handle, Profile, UpdateProfile, UserShort,
-};
+use cruddur_api::{BIO_MAX_CHARS, DisplayName, ErrorKey, Handle, Profile, UpdateProfile, UserShort};
 use sqlx::PgPool;
 
 use crate::auth::CurrentUser;
@@ -14,25 +12,16 @@ use crate::extract::{Json, Path};
 use crate::{ApiError, AppState, db};
 
 pub(super) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/users/@{handle}/short", get(short))
-        .route("/api/profile/update", post(update_profile))
+    Router::new().route("/api/users/@{handle}/short", get(short)).route("/api/profile/update", post(update_profile))
 }
 
-async fn short(
-    State(db): State<PgPool>,
-    Path(handle): Path<String>,
-) -> Result<Json<UserShort>, ApiError> {
+async fn short(State(db): State<PgPool>, Path(handle): Path<String>) -> Result<Json<UserShort>, ApiError> {
     let handle = Handle::parse(&handle).map_err(|_| ApiError::NotFound)?;
-    sqlx::query_as!(
-        UserShort,
-        "SELECT uuid, handle, display_name FROM users WHERE handle = $1",
-        handle.as_str()
-    )
-    .fetch_optional(&db)
-    .await?
-    .map(Json)
-    .ok_or(ApiError::NotFound)
+    sqlx::query_as!(UserShort, "SELECT uuid, handle, display_name FROM users WHERE handle = $1", handle.as_str())
+        .fetch_optional(&db)
+        .await?
+        .map(Json)
+        .ok_or(ApiError::NotFound)
 }
 
 async fn update_profile(
@@ -55,10 +44,7 @@ async fn update_profile(
         // A valid token for an account that no longer exists.
         return Err(ApiError::Unauthorized(ErrorKey::Unauthorized));
     }
-    db::find_profile(&db, db::ProfileKey::Uuid(user.uuid))
-        .await?
-        .map(Json)
-        .ok_or(ApiError::NotFound)
+    db::find_profile(&db, db::ProfileKey::Uuid(user.uuid)).await?.map(Json).ok_or(ApiError::NotFound)
 }
 
 /// A bio is optional: blank means none.

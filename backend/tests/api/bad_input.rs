@@ -11,11 +11,8 @@ async fn broken_bodies_get_their_own_keys() {
     let app = spawn_app().await;
     let user = app.signup("xavier").await;
     let post = |body: &'static str, content_type: Option<&'static str>| {
-        let mut request = app
-            .client
-            .post(format!("{}/api/activities", app.address))
-            .bearer_auth(&user.token)
-            .body(body);
+        let mut request =
+            app.client.post(format!("{}/api/activities", app.address)).bearer_auth(&user.token).body(body);
         if let Some(content_type) = content_type {
             request = request.header("content-type", content_type);
         }
@@ -28,20 +25,13 @@ async fn broken_bodies_get_their_own_keys() {
     )
     .await;
     assert_error(
-        post(
-            r#"{"message": 42, "ttl": ["1-day"]}"#,
-            Some("application/json"),
-        )
-        .await
-        .unwrap(),
+        post(r#"{"message": 42, "ttl": ["1-day"]}"#, Some("application/json")).await.unwrap(),
         StatusCode::UNPROCESSABLE_ENTITY,
         &[ErrorKey::InvalidBody],
     )
     .await;
     assert_error(
-        post(r#"{"message":"hi","ttl":"1-day"}"#, None)
-            .await
-            .unwrap(),
+        post(r#"{"message":"hi","ttl":"1-day"}"#, None).await.unwrap(),
         StatusCode::UNSUPPORTED_MEDIA_TYPE,
         &[ErrorKey::UnsupportedMediaType],
     )
@@ -58,20 +48,9 @@ async fn broken_bodies_get_their_own_keys() {
 async fn huge_bodies_are_refused_before_they_are_read() {
     let app = spawn_app().await;
     let user = app.signup("yara").await;
-    let huge =
-        json!({"message": "x".repeat(cruddur_backend::BODY_LIMIT_BYTES * 4), "ttl": "1-day"});
-    let response = app
-        .post("/api/activities", &huge)
-        .bearer_auth(&user.token)
-        .send()
-        .await
-        .unwrap();
-    assert_error(
-        response,
-        StatusCode::PAYLOAD_TOO_LARGE,
-        &[ErrorKey::PayloadTooLarge],
-    )
-    .await;
+    let huge = json!({"message": "x".repeat(cruddur_backend::BODY_LIMIT_BYTES * 4), "ttl": "1-day"});
+    let response = app.post("/api/activities", &huge).bearer_auth(&user.token).send().await.unwrap();
+    assert_error(response, StatusCode::PAYLOAD_TOO_LARGE, &[ErrorKey::PayloadTooLarge]).await;
 }
 
 #[tokio::test]
@@ -89,11 +68,7 @@ async fn unknown_routes_and_methods_answer_json() {
     let app = spawn_app().await;
     let response = app.get("/api/nothing/here").send().await.unwrap();
     assert_error(response, StatusCode::NOT_FOUND, &[ErrorKey::NotFound]).await;
-    let response = app
-        .get("/api/activities/search?term=a&term=b")
-        .send()
-        .await
-        .unwrap();
+    let response = app.get("/api/activities/search?term=a&term=b").send().await.unwrap();
     assert!(response.status().is_success() || response.status().is_client_error());
 }
 
@@ -102,53 +77,22 @@ async fn cors_admits_the_frontend_with_its_trace_headers_only() {
     let app = spawn_app().await;
     let preflight = |origin: &'static str| {
         app.client
-            .request(
-                reqwest::Method::OPTIONS,
-                format!("{}/api/activities", app.address),
-            )
+            .request(reqwest::Method::OPTIONS, format!("{}/api/activities", app.address))
             .header("origin", origin)
             .header("access-control-request-method", "POST")
-            .header(
-                "access-control-request-headers",
-                "authorization,content-type,traceparent,x-amzn-trace-id",
-            )
+            .header("access-control-request-headers", "authorization,content-type,traceparent,x-amzn-trace-id")
             .send()
     };
     let allowed = preflight(FRONTEND_ORIGIN).await.unwrap();
-    assert_eq!(
-        allowed.headers()["access-control-allow-origin"],
-        FRONTEND_ORIGIN
-    );
-    let allowed_headers = allowed.headers()["access-control-allow-headers"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    for header in [
-        "authorization",
-        "content-type",
-        "traceparent",
-        "x-amzn-trace-id",
-    ] {
-        assert!(
-            allowed_headers.contains(header),
-            "{header} in {allowed_headers}"
-        );
+    assert_eq!(allowed.headers()["access-control-allow-origin"], FRONTEND_ORIGIN);
+    let allowed_headers = allowed.headers()["access-control-allow-headers"].to_str().unwrap().to_owned();
+    for header in ["authorization", "content-type", "traceparent", "x-amzn-trace-id"] {
+        assert!(allowed_headers.contains(header), "{header} in {allowed_headers}");
     }
     let refused = preflight("http://evil.example").await.unwrap();
-    assert!(
-        refused
-            .headers()
-            .get("access-control-allow-origin")
-            .is_none()
-    );
+    assert!(refused.headers().get("access-control-allow-origin").is_none());
 
-    let health: cruddur_api::HealthCheck = ok_json(
-        app.get("/api/health-check")
-            .header("origin", FRONTEND_ORIGIN)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let health: cruddur_api::HealthCheck =
+        ok_json(app.get("/api/health-check").header("origin", FRONTEND_ORIGIN).send().await.unwrap()).await;
     assert!(health.success);
 }

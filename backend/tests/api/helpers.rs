@@ -23,29 +23,17 @@ pub(crate) struct TestApp {
 
 /// The API on a fresh, migrated, empty database.
 pub(crate) async fn spawn_app() -> TestApp {
-    let db = db::connect(&test_support::postgres::fresh_database().await, 5)
-        .await
-        .expect("connect");
+    let db = db::connect(&test_support::postgres::fresh_database().await, 5).await.expect("connect");
     db::MIGRATOR.run(&db).await.expect("migrate");
-    let state = AppState {
-        db: db.clone(),
-        tokens: Tokens::new(TEST_SECRET, TimeDelta::hours(1)),
-    };
+    let state = AppState { db: db.clone(), tokens: Tokens::new(TEST_SECRET, TimeDelta::hours(1)) };
     let router = app(state, vec![HeaderValue::from_static(FRONTEND_ORIGIN)]);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let address = format!("http://{}", listener.local_addr().unwrap());
     let (shutdown, stopped) = oneshot::channel::<()>();
     tokio::spawn(serve(listener, router, async {
         let _ = stopped.await;
     }));
-    TestApp {
-        address,
-        client: reqwest::Client::new(),
-        db,
-        _shutdown: shutdown,
-    }
+    TestApp { address, client: reqwest::Client::new(), db, _shutdown: shutdown }
 }
 
 /// The API on a fresh database holding the seed.
@@ -61,9 +49,7 @@ impl TestApp {
     }
 
     pub(crate) fn post(&self, path: &str, body: &impl Serialize) -> RequestBuilder {
-        self.client
-            .post(format!("{}{path}", self.address))
-            .json(body)
+        self.client.post(format!("{}{path}", self.address)).json(body)
     }
 
     pub(crate) async fn signup(&self, handle: &str) -> AuthResponse {
@@ -77,18 +63,8 @@ impl TestApp {
     }
 
     pub(crate) async fn post_crud(&self, token: &str, message: &str) -> Activity {
-        let body = CreateActivity {
-            message: message.into(),
-            ttl: "7-days".into(),
-        };
-        ok_json(
-            self.post("/api/activities", &body)
-                .bearer_auth(token)
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await
+        let body = CreateActivity { message: message.into(), ttl: "7-days".into() };
+        ok_json(self.post("/api/activities", &body).bearer_auth(token).send().await.unwrap()).await
     }
 
     pub(crate) async fn home(&self) -> Vec<Activity> {
@@ -107,13 +83,7 @@ pub(crate) async fn ok_json<T: DeserializeOwned>(response: Response) -> T {
 /// Asserts the answer's status and its error keys.
 pub(crate) async fn assert_error(response: Response, status: StatusCode, keys: &[ErrorKey]) {
     assert_eq!(response.status(), status);
-    assert_eq!(
-        response
-            .headers()
-            .get("content-type")
-            .map(|value| value.to_str().unwrap()),
-        Some("application/json")
-    );
+    assert_eq!(response.headers().get("content-type").map(|value| value.to_str().unwrap()), Some("application/json"));
     let body: ErrorBody = response.json().await.expect("an error body");
     assert_eq!(body.errors, keys);
 }

@@ -37,15 +37,8 @@ pub enum Ttl {
 
 impl Ttl {
     /// Every choice, longest first: the order of the original crud form's select.
-    pub const ALL: [Ttl; 7] = [
-        Ttl::ThirtyDays,
-        Ttl::SevenDays,
-        Ttl::ThreeDays,
-        Ttl::OneDay,
-        Ttl::TwelveHours,
-        Ttl::ThreeHours,
-        Ttl::OneHour,
-    ];
+    pub const ALL: [Ttl; 7] =
+        [Ttl::ThirtyDays, Ttl::SevenDays, Ttl::ThreeDays, Ttl::OneDay, Ttl::TwelveHours, Ttl::ThreeHours, Ttl::OneHour];
 
     /// Reads the wire form (`"7-days"`); blank and unknown values get their own error keys.
     pub fn parse(raw: &str) -> Result<Self, ErrorKey> {

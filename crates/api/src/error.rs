@@ -91,10 +91,7 @@ mod tests {
     #[test]
     fn keys_serialize_as_the_original_backend_spelled_them() {
         let body = ErrorBody::new(vec![ErrorKey::TtlBlank, ErrorKey::MessageExceedMaxChars]);
-        assert_eq!(
-            serde_json::to_string(&body).unwrap(),
-            r#"{"errors":["ttl_blank","message_exceed_max_chars"]}"#
-        );
+        assert_eq!(serde_json::to_string(&body).unwrap(), r#"{"errors":["ttl_blank","message_exceed_max_chars"]}"#);
     }
 
     #[test]

@@ -274,7 +274,8 @@ mod tests {
         let cluster = Cluster::start_throwaway().expect("cluster starts");
         cluster.ensure_database("cruddur").unwrap();
         cluster.ensure_database("cruddur").expect("creating twice is fine");
-        let answer = run(cluster.client_command("psql").args(["--dbname", "cruddur", "-tAc", "SELECT 40 + 2"])).unwrap();
+        let answer =
+            run(cluster.client_command("psql").args(["--dbname", "cruddur", "-tAc", "SELECT 40 + 2"])).unwrap();
         assert_eq!(answer.trim(), "42");
         let folder = cluster.throwaway.as_ref().unwrap().path().to_path_buf();
         drop(cluster);
@@ -289,9 +290,12 @@ mod tests {
         first.ensure_database("kept").unwrap();
         drop(first);
         let second = Cluster::start_persistent(&data_dir).unwrap();
-        let answer = run(second
-            .client_command("psql")
-            .args(["--dbname", "postgres", "-tAc", "SELECT count(*) FROM pg_database WHERE datname = 'kept'"]))
+        let answer = run(second.client_command("psql").args([
+            "--dbname",
+            "postgres",
+            "-tAc",
+            "SELECT count(*) FROM pg_database WHERE datname = 'kept'",
+        ]))
         .unwrap();
         assert_eq!(answer.trim(), "1");
     }

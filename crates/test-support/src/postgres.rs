@@ -25,7 +25,10 @@ fn server() -> &'static Server {
         _ => {
             let cluster = Cluster::start_throwaway()
                 .unwrap_or_else(|error| panic!("cannot start a throwaway Postgres for the tests: {error}"));
-            Server { admin_url: cluster.url("postgres").parse().expect("cluster URLs are valid"), _cluster: Some(cluster) }
+            Server {
+                admin_url: cluster.url("postgres").parse().expect("cluster URLs are valid"),
+                _cluster: Some(cluster),
+            }
         }
     })
 }
@@ -61,8 +64,10 @@ mod tests {
         let mut connection = PgConnection::connect(&first).await.unwrap();
         sqlx::query("CREATE TABLE only_here (id int)").execute(&mut connection).await.unwrap();
         let mut other = PgConnection::connect(&second).await.unwrap();
-        let tables: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM pg_tables WHERE tablename = 'only_here'").fetch_one(&mut other).await.unwrap();
+        let tables: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_tables WHERE tablename = 'only_here'")
+            .fetch_one(&mut other)
+            .await
+            .unwrap();
         assert_eq!(tables, 0);
     }
 }
