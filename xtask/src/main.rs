@@ -1,1 +1,44 @@
-fn main() {}
+//! The project's commands, run from anywhere in the workspace:
+//!
+//! - `cargo xtask run`: the whole stack on this machine, no Docker: a private Postgres in `.data/` (or the server
+//!   of `DATABASE_URL`), migrated and seeded, and the API; Ctrl-C stops everything.
+//! - `cargo xtask test`: every check and test CI runs, installing what they need first.
+//! - `cargo xtask bench-api`: requests/s and p99 latency of `/api/activities/home` on the seeded database.
+//! - `cargo xtask sqlx-prepare`: regenerates `backend/.sqlx` after a query or a migration changed.
+
+mod bench;
+mod install;
+mod process;
+mod run;
+mod sqlx_prepare;
+mod test;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Cruddur's run, test and maintenance commands")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the whole stack locally (Postgres, API); Ctrl-C stops it.
+    Run(run::Args),
+    /// Run every check and test, installing what they need first.
+    Test(test::Args),
+    /// Measure requests/s and p99 latency of the home feed.
+    BenchApi(bench::Args),
+    /// Regenerate the committed sqlx query data (backend/.sqlx) against a throwaway database.
+    SqlxPrepare,
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Run(args) => run::run(args),
+        Command::Test(args) => test::run(args),
+        Command::BenchApi(args) => bench::run(args),
+        Command::SqlxPrepare => sqlx_prepare::run(),
+    }
+}

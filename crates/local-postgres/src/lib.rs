@@ -175,6 +175,15 @@ impl Cluster {
         Ok(())
     }
 
+    /// Runs the SQL file at `path` in `database`, stopping at the first error.
+    pub fn execute_file(&self, database: &str, path: &Path) -> Result<(), Error> {
+        run(self
+            .client_command("psql")
+            .args(["--quiet", "--set", "ON_ERROR_STOP=1", "--dbname", database, "--file"])
+            .arg(path))
+        .map(drop)
+    }
+
     fn client_command(&self, program: &str) -> Command {
         let mut command = Command::new(self.bin_dir.join(program));
         command.args(["--host", "127.0.0.1", "--port", &self.port.to_string(), "--username", SUPERUSER]);
@@ -235,7 +244,8 @@ pub fn bin_dir() -> Result<PathBuf, Error> {
     versions.pop().map(|(_, dir)| dir).ok_or(Error::NotInstalled)
 }
 
-fn running_as_root() -> Result<bool, Error> {
+/// Whether this process runs as root (then server commands run as the `postgres` user).
+pub fn running_as_root() -> Result<bool, Error> {
     let owner = fs::metadata("/proc/self").map_err(io_error("reading /proc/self"))?.uid();
     Ok(owner == 0)
 }

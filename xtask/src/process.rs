@@ -1,0 +1,135 @@
+//! Running commands: one-shot steps that must succeed, and long-running services supervised until Ctrl-C.
+
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+/// The workspace root (xtask lives one level below it).
+pub(crate) fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask is inside the workspace").to_path_buf()
+}
+
+/// `cargo` as the one running us (the same toolchain), in the workspace root.
+pub(crate) fn cargo() -> Command {
+    let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    command.current_dir(workspace_root());
+    command
+}
+
+/// Runs a step to completion, announcing it; a failure names the step.
+pub(crate) fn step(name: &str, command: &mut Command) -> anyhow::Result<()> {
+    eprintln!("\n==> {name}");
+    let status = command.status().with_context(|| format!("starting {name}: {command:?}"))?;
+    if !status.success() {
+        bail!("{name} failed ({status})");
+    }
+    Ok(())
+}
+
+/// Whether a program is on the PATH.
+pub(crate) fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+        .unwrap_or(false)
+}
+
+/// Polls until something accepts TCP connections at `address`, or `timeout` passes.
+pub(crate) fn wait_for_port(address: SocketAddr, timeout: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    while TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_err() {
+        if Instant::now() > deadline {
+            bail!("nothing listens on {address} after {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Ok(())
+}
+
+/// Long-running services started together and stopped together: on Ctrl-C/SIGTERM, or as soon as one of them
+/// exits, every other one is asked to stop (SIGTERM) and waited for.
+pub(crate) struct Services {
+    running: Vec<(String, Child)>,
+    stop_requested: Arc<AtomicBool>,
+}
+
+impl Services {
+    pub(crate) fn new() -> anyhow::Result<Self> {
+        let stop_requested = Arc::new(AtomicBool::new(false));
+        let flag = stop_requested.clone();
+        ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst)).context("installing the Ctrl-C handler")?;
+        Ok(Self { running: Vec::new(), stop_requested })
+    }
+
+    pub(crate) fn start(&mut self, name: &str, command: &mut Command) -> anyhow::Result<()> {
+        let child = command.spawn().with_context(|| format!("starting {name}: {command:?}"))?;
+        self.running.push((name.to_owned(), child));
+        Ok(())
+    }
+
+    /// Fails when a service exited before it was asked to stop.
+    pub(crate) fn check_running(&mut self) -> anyhow::Result<()> {
+        for (name, child) in &mut self.running {
+            if let Some(status) = child.try_wait()? {
+                bail!("{name} exited ({status})");
+            }
+        }
+        Ok(())
+    }
+
+    /// Blocks until Ctrl-C or until a service exits, then stops the others.
+    pub(crate) fn wait(mut self) -> anyhow::Result<()> {
+        let outcome = loop {
+            if self.stop_requested.load(Ordering::SeqCst) {
+                break Ok(());
+            }
+            if let Err(exited) = self.check_running() {
+                break Err(exited);
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        self.stop_all();
+        self.running.clear();
+        outcome
+    }
+
+    fn stop_all(&mut self) {
+        for (_, child) in &self.running {
+            // std only has SIGKILL; SIGTERM lets each service finish its requests and flush its traces.
+            let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        }
+        for (name, child) in &mut self.running {
+            let deadline = Instant::now() + Duration::from_secs(15);
+            let status = loop {
+                match child.try_wait() {
+                    Ok(Some(status)) => break Some(status),
+                    Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
+                    _ => break None,
+                }
+            };
+            match status {
+                Some(status) => eprintln!("{name} stopped ({})", describe(status)),
+                None => {
+                    eprintln!("{name} did not stop in time; killing it");
+                    let _ = child.kill();
+                    let _ = child.wait();
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Services {
+    fn drop(&mut self) {
+        self.stop_all();
+        self.running.clear();
+    }
+}
+
+fn describe(status: ExitStatus) -> String {
+    status.code().map_or_else(|| status.to_string(), |code| format!("exit code {code}"))
+}

@@ -1,0 +1,89 @@
+//! `cargo xtask run`: the whole stack on this machine without Docker.
+
+use std::fs;
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+use local_postgres::Cluster;
+
+use crate::install;
+use crate::process::{Services, cargo, step, wait_for_port, workspace_root};
+
+/// Database of the local stack, in the private cluster.
+const DATABASE: &str = "cruddur";
+
+#[derive(clap::Args)]
+pub(crate) struct Args {
+    /// Build optimised binaries (slower to build, faster to run).
+    #[arg(long)]
+    release: bool,
+    /// Port of the API.
+    #[arg(long, env = "PORT", default_value_t = 4567)]
+    port: u16,
+}
+
+pub(crate) fn run(args: Args) -> anyhow::Result<()> {
+    let root = workspace_root();
+    // Our own cluster, unless the user brings a server.
+    let (database_url, _cluster) = match std::env::var("DATABASE_URL").ok().filter(|url| !url.is_empty()) {
+        Some(url) => (url, None),
+        None => {
+            install::postgres()?;
+            let data_dir = root.join(".data/postgres/data");
+            let cluster = Cluster::start_persistent(&data_dir).context("starting the local Postgres")?;
+            cluster.ensure_database(DATABASE)?;
+            (cluster.url(DATABASE), Some(cluster))
+        }
+    };
+
+    let profile = if args.release { "release" } else { "debug" };
+    let mut build = cargo();
+    build.args(["build", "--package", "cruddur-backend"]);
+    if args.release {
+        build.arg("--release");
+    }
+    step("building the backend", &mut build)?;
+
+    let mut services = Services::new()?;
+    services.start(
+        "backend",
+        std::process::Command::new(root.join("target").join(profile).join("cruddur-backend"))
+            .env("DATABASE_URL", &database_url)
+            .env("PORT", args.port.to_string())
+            .env("SEED_IF_EMPTY", "true")
+            .env("TOKEN_SECRET", token_secret(&root.join(".data"))?),
+    )?;
+    let api = SocketAddr::from(([127, 0, 0, 1], args.port));
+    wait_for_port(api, Duration::from_secs(60)).or_else(|error| services.check_running().and(Err(error)))?;
+
+    eprintln!(
+        "\nCruddur is running (Ctrl-C stops everything):\n\
+         \x20 API       http://localhost:{port}/api/activities/home\n\
+         \x20 Postgres  {database_url}{data}\n\
+         \x20 Sign in as andrewbrown (andrew@exampro.co), bayko, londo or altbrown with the password cruddur-password\n",
+        port = args.port,
+        data = if std::env::var_os("DATABASE_URL").is_some() { "" } else { "  (data in .data/postgres)" },
+    );
+    services.wait()
+}
+
+/// The session-token secret of the local stack, made once and kept in `.data/`, so sign-ins survive restarts.
+/// An explicit `TOKEN_SECRET` wins.
+fn token_secret(data: &Path) -> anyhow::Result<String> {
+    if let Ok(secret) = std::env::var("TOKEN_SECRET") {
+        return Ok(secret);
+    }
+    let file = data.join("token-secret");
+    if let Ok(secret) = fs::read_to_string(&file) {
+        return Ok(secret.trim().to_owned());
+    }
+    let mut random = [0u8; 32];
+    fs::File::open("/dev/urandom")?.read_exact(&mut random)?;
+    let secret: String = random.iter().map(|byte| format!("{byte:02x}")).collect();
+    fs::create_dir_all(data)?;
+    fs::write(&file, &secret).with_context(|| format!("writing {}", file.display()))?;
+    Ok(secret)
+}
