@@ -196,11 +196,11 @@ pub struct Password(String);
 
 impl Password {
     pub fn parse(raw: &str) -> Result<Self, ErrorKey> {
-        let chars = raw.chars().count();
-        if chars < PASSWORD_MIN_CHARS || chars > PASSWORD_MAX_CHARS {
-            return Err(ErrorKey::PasswordTooShort);
+        match raw.chars().count() {
+            chars if chars < PASSWORD_MIN_CHARS => Err(ErrorKey::PasswordTooShort),
+            chars if chars > PASSWORD_MAX_CHARS => Err(ErrorKey::PasswordTooLong),
+            _ => Ok(Self(raw.to_owned())),
         }
-        Ok(Self(raw.to_owned()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -296,6 +296,7 @@ mod tests {
     #[test]
     fn passwords_need_eight_characters_and_never_print() {
         assert_eq!(Password::parse("short"), Err(ErrorKey::PasswordTooShort));
+        assert_eq!(Password::parse(&"p".repeat(1025)), Err(ErrorKey::PasswordTooLong));
         let password = Password::parse("correct horse").unwrap();
         assert_eq!(format!("{password:?}"), "Password(..)");
     }
