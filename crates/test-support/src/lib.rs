@@ -3,4 +3,6 @@
 //!
 //! Used as a dev-dependency only.
 
+pub mod otlp;
 pub mod postgres;
+pub mod udp_sink;

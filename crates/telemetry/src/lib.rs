@@ -1,0 +1,1 @@
+//! Telemetry for every Cruddur binary (work in progress).
