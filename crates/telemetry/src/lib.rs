@@ -1,1 +1,253 @@
-//! Telemetry for every Cruddur binary (work in progress).
+//! Telemetry for every Cruddur binary: logs, traces to Honeycomb (OTLP) and to X-Ray at once, trace propagation,
+//! HTTP server and client spans, database spans, and the relay for the browser's spans.
+//!
+//! A binary calls [`init`] once and keeps the returned [`Telemetry`] until it exits (dropping it flushes and shuts
+//! the exporters down). Tests that must not install globals build a [`Telemetry`] with [`Telemetry::new`] and use
+//! its [`Telemetry::layer`] with `tracing::subscriber::set_default`; nothing is logged unless they add a
+//! [`logs::layer`].
+//!
+//! One trace has one id everywhere: trace ids are X-Ray compatible (the first 4 bytes are the epoch seconds), so
+//! X-Ray's `1-5759e988-bd862e3fe1be46a994272793` is OTLP's `5759e988bd862e3fe1be46a994272793`.
+//!
+//! # Configuration
+//!
+//! Only by environment ([`TelemetryConfig::from_env`]); every variable is optional.
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `OTEL_SERVICE_NAME` | `HONEYCOMB_SERVICE_NAME`, else the binary's name | `service.name` of every span |
+//! | `OTEL_EXPORTER_OTLP_ENDPOINT` | unset: OTLP off | OTLP/HTTP base URL (`https://api.honeycomb.io`); `/v1/traces` is appended |
+//! | `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` | - | full traces URL, used as is; wins over the base URL |
+//! | `OTEL_EXPORTER_OTLP_HEADERS` | - | `name=value,...` sent with every export (`x-honeycomb-team=<key>`) |
+//! | `HONEYCOMB_API_KEY` | - | shortcut: adds `x-honeycomb-team=<key>` unless the headers name it (does not set an endpoint) |
+//! | `HONEYCOMB_SERVICE_NAME` | - | shortcut: the service name when `OTEL_SERVICE_NAME` is unset |
+//! | `OTEL_EXPORTER_OTLP_TIMEOUT`, `OTEL_BSP_SCHEDULE_DELAY`, `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` | 10000, 5000, 512 | read by the OpenTelemetry SDK (milliseconds, spans) |
+//! | `AWS_XRAY_SDK_ENABLED` | `true` | `false` turns X-Ray export off |
+//! | `AWS_XRAY_DAEMON_ADDRESS` | `127.0.0.1:2000` | the daemon's UDP `host:port` (or `tcp:host:port udp:host:port`) |
+//! | `AWS_XRAY_TRACING_NAME` | the service name | the X-Ray segment name |
+//! | `AWS_XRAY_URL` | - | dynamic naming: a host pattern (`*`, `?`); a request whose `Host` matches is named after its host |
+//! | `RUST_LOG` | `info` | log filter (`EnvFilter` directives); traces do not depend on it |
+//! | `LOG_FORMAT` | `text` | `text` (one line, coloured on a terminal), `pretty`, `json`, or `off` |
+//!
+//! Each exporter is switched on its own, for comparisons: OTLP by setting an endpoint, X-Ray by
+//! `AWS_XRAY_SDK_ENABLED`. With both off, spans are not recorded (trace ids still appear in logs and the
+//! `X-Amzn-Trace-Id` response header, with `Sampled=0`).
+//!
+//! # Pieces
+//!
+//! - [`server::ServerLayer`]: one server span per request, `X-Amzn-Trace-Id` in the response;
+//! - [`client::traced_client`]: outgoing requests as client spans, trace headers injected;
+//! - database spans from sqlx's own query events, once [`Telemetry::set_database`] names the database ([`db`]);
+//! - [`relay::router`]: `POST /v1/traces` for the browser's spans;
+//! - [`propagation`]: the headers in and out.
+//!
+//! In hand-made spans, attributes prefixed `annotation.` become X-Ray annotations (indexed) and those prefixed
+//! `metadata.` X-Ray metadata (the prefix is dropped in X-Ray, kept in OTLP); other application attributes go to
+//! X-Ray metadata as they are. Never put a token, password or `Authorization` header in a span or a log.
+//!
+//! Export never holds up a request: each exporter has a bounded queue; what does not fit is dropped and counted,
+//! failed exports are counted, and both are logged at `warn` at most once a minute ([`Telemetry::export_stats`]).
+
+pub mod client;
+pub mod config;
+pub mod db;
+mod export;
+pub mod logs;
+pub mod propagation;
+pub mod relay;
+pub mod server;
+mod xray;
+
+use std::sync::Arc;
+
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_aws::trace::XrayIdGenerator;
+use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::trace::{Sampler, SdkTracer, SdkTracerProvider};
+use tracing::{Level, Subscriber};
+use tracing_subscriber::filter::{FilterFn, filter_fn};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{Layer, Registry};
+
+pub use config::{LogConfig, LogFormat, OtlpConfig, TelemetryConfig, XrayConfig};
+pub use db::DatabaseTarget;
+pub use export::LaneStats;
+
+/// The instrumentation scope of our spans.
+const SCOPE: &str = "cruddur-telemetry";
+
+/// What can go wrong while starting telemetry.
+#[derive(Debug, thiserror::Error)]
+pub enum TelemetryError {
+    #[error("{variable}: {reason}")]
+    Config { variable: &'static str, reason: String },
+    #[error("the database URL: {0}")]
+    DatabaseUrl(String),
+    #[error("building the OTLP exporter: {0}")]
+    Otlp(#[from] opentelemetry_otlp::ExporterBuildError),
+    #[error("starting the browser span relay: {0}")]
+    Relay(std::io::Error),
+    #[error("installing the global subscriber: {0}")]
+    Subscriber(#[from] tracing_subscriber::util::TryInitError),
+}
+
+/// The running telemetry: the tracer provider and its exporters, the relay, the database description.
+///
+/// Dropping it flushes what is queued and shuts the exporters down (waiting up to a few seconds for an
+/// unreachable endpoint): keep it alive until the binary exits.
+pub struct Telemetry {
+    provider: SdkTracerProvider,
+    tracer: SdkTracer,
+    database: db::SharedTarget,
+    relay: relay::Relay,
+    otlp: Option<Arc<export::Lane>>,
+    xray: Option<Arc<export::Lane>>,
+}
+
+/// Losses and successes of each exporter, `None` when that exporter is off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExportStats {
+    pub otlp: Option<LaneStats>,
+    pub xray: Option<LaneStats>,
+    pub relay: LaneStats,
+}
+
+impl Telemetry {
+    /// Builds the pipeline `config` describes, without touching any global state.
+    pub fn new(config: &TelemetryConfig) -> Result<Self, TelemetryError> {
+        let resource = Resource::builder().with_service_name(config.service_name.clone()).build();
+        let mut builder =
+            SdkTracerProvider::builder().with_id_generator(XrayIdGenerator::default()).with_resource(resource);
+
+        let mut otlp = None;
+        if let Some(otlp_config) = &config.otlp {
+            let exporter = opentelemetry_otlp::SpanExporter::builder()
+                .with_http()
+                .with_protocol(Protocol::HttpBinary)
+                .with_endpoint(otlp_config.traces_endpoint.as_str())
+                .with_headers(otlp_config.headers.iter().cloned().collect())
+                .build()?;
+            let processor = export::BoundedProcessor::new("OTLP", exporter, config.export_queue);
+            otlp = Some(processor.lane());
+            builder = builder.with_span_processor(processor);
+        }
+
+        let mut xray = None;
+        if let Some(xray_config) = &config.xray {
+            match xray::XraySegments::new(xray_config) {
+                Ok(exporter) => {
+                    let processor = export::BoundedProcessor::new("X-Ray", exporter, config.export_queue);
+                    xray = Some(processor.lane());
+                    builder = builder.with_span_processor(processor);
+                }
+                // The daemon's host not resolving (yet) must not stop the service.
+                Err(error) => tracing::warn!(
+                    address = %xray_config.daemon_address,
+                    %error,
+                    "X-Ray export is off: the daemon address does not resolve"
+                ),
+            }
+        }
+
+        // Nothing to export: record nothing (ids are still made, for logs and the X-Ray response header).
+        let sampler = if otlp.is_some() || xray.is_some() {
+            Sampler::ParentBased(Box::new(Sampler::AlwaysOn))
+        } else {
+            Sampler::AlwaysOff
+        };
+        let provider = builder.with_sampler(sampler).build();
+        let tracer = provider.tracer(SCOPE);
+        let relay = match &config.otlp {
+            Some(otlp_config) => relay::Relay::start(otlp_config).map_err(TelemetryError::Relay)?,
+            None => relay::Relay::disabled(),
+        };
+        Ok(Self { provider, tracer, database: Arc::default(), relay, otlp, xray })
+    }
+
+    /// The tracing layers that make OpenTelemetry spans: one for `tracing` spans (level `info` and above, whatever
+    /// `RUST_LOG` says) and one for sqlx's query events. Logs are separate: [`logs::layer`].
+    pub fn layer<S>(&self) -> impl Layer<S> + Send + Sync + 'static
+    where
+        S: Subscriber + Send + Sync + for<'a> LookupSpan<'a>,
+    {
+        let spans = tracing_opentelemetry::layer()
+            .with_tracer(self.tracer.clone())
+            .with_tracked_inactivity(false)
+            .with_threads(false)
+            .with_filter(traced_spans());
+        let queries = db::QuerySpans::new(self.tracer.clone(), self.database.clone())
+            .with_filter(filter_fn(|metadata| metadata.target() == db::SQLX_QUERY_TARGET));
+        spans.and_then(queries)
+    }
+
+    /// Names the database the sqlx queries go to (`db.namespace`, `server.address`, `server.port`).
+    pub fn set_database(&self, target: DatabaseTarget) {
+        if let Ok(mut database) = self.database.write() {
+            *database = Some(target);
+        }
+    }
+
+    /// The browser span relay, forwarding where OTLP goes (or accepting and dropping when OTLP is off).
+    pub fn relay(&self) -> relay::Relay {
+        self.relay.clone()
+    }
+
+    pub fn export_stats(&self) -> ExportStats {
+        ExportStats {
+            otlp: self.otlp.as_ref().map(|lane| lane.stats()),
+            xray: self.xray.as_ref().map(|lane| lane.stats()),
+            relay: self.relay.stats(),
+        }
+    }
+
+    /// Exports what is queued now, waiting for the exports to finish (tests, or before a planned stop).
+    pub fn force_flush(&self) {
+        if let Err(error) = self.provider.force_flush() {
+            tracing::warn!(%error, "flushing telemetry");
+        }
+    }
+}
+
+impl Drop for Telemetry {
+    fn drop(&mut self) {
+        if let Err(error) = self.provider.shutdown() {
+            tracing::warn!(%error, "shutting telemetry down");
+        }
+    }
+}
+
+/// Spans worth a trace: `info` and above, not the telemetry pipeline's own (an export must not trace itself), and
+/// not sqlx's query events (they become spans of their own).
+fn traced_spans() -> FilterFn<impl Fn(&tracing::Metadata<'_>) -> bool> {
+    filter_fn(|metadata| {
+        let target = metadata.target();
+        *metadata.level() <= Level::INFO
+            && !target.starts_with("opentelemetry")
+            && !target.starts_with(db::SQLX_QUERY_TARGET)
+    })
+}
+
+/// Reads the environment and starts telemetry for a binary named `default_service_name`: the global subscriber
+/// (logs + spans), the global tracer provider and propagator. Keep the returned value until exit.
+pub fn init(default_service_name: &str) -> Result<Telemetry, TelemetryError> {
+    init_with(&TelemetryConfig::from_env(default_service_name)?)
+}
+
+/// [`init`] with a configuration of your own.
+pub fn init_with(config: &TelemetryConfig) -> Result<Telemetry, TelemetryError> {
+    let telemetry = Telemetry::new(config)?;
+    let logs = logs::stdout_layer::<Registry>(&config.log)?;
+    tracing_subscriber::registry().with(logs).with(telemetry.layer()).try_init()?;
+    opentelemetry::global::set_tracer_provider(telemetry.provider.clone());
+    opentelemetry::global::set_text_map_propagator(propagation::propagator());
+    tracing::info!(
+        service = %config.service_name,
+        otlp = ?config.otlp.as_ref().map(|otlp| otlp.traces_endpoint.as_str()),
+        xray = ?config.xray.as_ref().map(|xray| xray.daemon_address.as_str()),
+        "telemetry started"
+    );
+    Ok(telemetry)
+}

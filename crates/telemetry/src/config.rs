@@ -1,0 +1,371 @@
+//! The typed configuration, read from the environment ([`TelemetryConfig::from_env`]) or from any lookup
+//! ([`TelemetryConfig::from_lookup`], what the tests use), or built field by field.
+//!
+//! Every variable is optional; a value that cannot be used fails start-up with an error naming the variable (and
+//! never echoing a header value, which may be an API key).
+
+use std::fmt;
+
+use percent_encoding::percent_decode_str;
+use url::Url;
+
+use crate::TelemetryError;
+
+/// Where the X-Ray daemon listens when `AWS_XRAY_DAEMON_ADDRESS` is unset, as in the X-Ray SDKs.
+pub const DEFAULT_XRAY_DAEMON_ADDRESS: &str = "127.0.0.1:2000";
+
+/// How many finished spans each exporter may hold before new ones are dropped (and counted).
+pub const DEFAULT_EXPORT_QUEUE: usize = 2048;
+
+/// The header Honeycomb reads its API key from.
+pub const HONEYCOMB_TEAM_HEADER: &str = "x-honeycomb-team";
+
+/// Everything telemetry needs, once resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TelemetryConfig {
+    /// `service.name` on every span.
+    pub service_name: String,
+    /// OTLP/HTTP export; `None` when no endpoint is set.
+    pub otlp: Option<OtlpConfig>,
+    /// X-Ray export over UDP; `None` when `AWS_XRAY_SDK_ENABLED=false`.
+    pub xray: Option<XrayConfig>,
+    pub log: LogConfig,
+    /// Capacity of each exporter's queue of finished spans.
+    pub export_queue: usize,
+}
+
+/// Where OTLP goes and with which headers.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OtlpConfig {
+    /// The full traces URL (`.../v1/traces`).
+    pub traces_endpoint: Url,
+    /// Sent with every export, and with every relayed browser export.
+    pub headers: Vec<(String, String)>,
+}
+
+impl fmt::Debug for OtlpConfig {
+    /// Header values are API keys: only their names are shown.
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = self.headers.iter().map(|(name, _)| name.as_str()).collect();
+        formatter
+            .debug_struct("OtlpConfig")
+            .field("traces_endpoint", &self.traces_endpoint.as_str())
+            .field("header_names", &names)
+            .finish()
+    }
+}
+
+/// Where segment documents go and how segments are named.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct XrayConfig {
+    /// `host:port` of the daemon's UDP port.
+    pub daemon_address: String,
+    /// The segment name, as `AWS_XRAY_TRACING_NAME` or the service name gives it.
+    pub segment_name: String,
+    /// `AWS_XRAY_URL`: a host pattern (`*` and `?` wildcards); a request whose `Host` matches is named after its host.
+    pub dynamic_naming: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// An `EnvFilter` directive string (`RUST_LOG`).
+    pub filter: String,
+}
+
+/// How log lines look (`LOG_FORMAT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One line per event, coloured when stdout is a terminal (the default).
+    Text,
+    /// Several lines per event, for reading on a terminal.
+    Pretty,
+    /// One JSON object per line, for log collectors.
+    Json,
+    /// No log output.
+    Off,
+}
+
+impl TelemetryConfig {
+    /// Reads the process environment. `default_service_name` names the binary when neither `OTEL_SERVICE_NAME` nor
+    /// `HONEYCOMB_SERVICE_NAME` is set.
+    pub fn from_env(default_service_name: &str) -> Result<Self, TelemetryError> {
+        Self::from_lookup(default_service_name, |name| std::env::var(name).ok())
+    }
+
+    /// Reads the variables through `lookup` (an empty value counts as unset).
+    pub fn from_lookup(
+        default_service_name: &str,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, TelemetryError> {
+        let var = |name: &str| lookup(name).map(|value| value.trim().to_owned()).filter(|value| !value.is_empty());
+        let service_name = var("OTEL_SERVICE_NAME")
+            .or_else(|| var("HONEYCOMB_SERVICE_NAME"))
+            .unwrap_or_else(|| default_service_name.to_owned());
+        let otlp = otlp_config(&var)?;
+        let xray = xray_config(&var, &service_name)?;
+        let log = LogConfig {
+            format: match var("LOG_FORMAT") {
+                None => LogFormat::Text,
+                Some(format) => LogFormat::parse(&format)
+                    .ok_or_else(|| invalid("LOG_FORMAT", "expected text, pretty, json or off"))?,
+            },
+            filter: var("RUST_LOG").unwrap_or_else(|| "info".to_owned()),
+        };
+        Ok(Self { service_name, otlp, xray, log, export_queue: DEFAULT_EXPORT_QUEUE })
+    }
+
+    /// Nothing exported, nothing logged: a base for tests to fill in.
+    pub fn silent(service_name: &str) -> Self {
+        Self {
+            service_name: service_name.to_owned(),
+            otlp: None,
+            xray: None,
+            log: LogConfig { format: LogFormat::Off, filter: "info".to_owned() },
+            export_queue: DEFAULT_EXPORT_QUEUE,
+        }
+    }
+}
+
+impl LogFormat {
+    fn parse(value: &str) -> Option<Self> {
+        match value.to_ascii_lowercase().as_str() {
+            "text" => Some(Self::Text),
+            "pretty" => Some(Self::Pretty),
+            "json" => Some(Self::Json),
+            "off" | "none" => Some(Self::Off),
+            _ => None,
+        }
+    }
+}
+
+fn invalid(variable: &'static str, reason: impl Into<String>) -> TelemetryError {
+    TelemetryError::Config { variable, reason: reason.into() }
+}
+
+fn otlp_config(var: &impl Fn(&str) -> Option<String>) -> Result<Option<OtlpConfig>, TelemetryError> {
+    let traces_endpoint = match (var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"), var("OTEL_EXPORTER_OTLP_ENDPOINT")) {
+        // The signal-specific URL is used as is, the base URL gets the signal's path: the OTLP exporter spec.
+        (Some(traces), _) => parse_http_url("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", &traces)?,
+        (None, Some(base)) => {
+            let url = format!("{}/v1/traces", base.trim_end_matches('/'));
+            parse_http_url("OTEL_EXPORTER_OTLP_ENDPOINT", &url)?
+        }
+        (None, None) => return Ok(None),
+    };
+    let mut headers = match var("OTEL_EXPORTER_OTLP_HEADERS") {
+        Some(list) => parse_headers(&list)?,
+        None => Vec::new(),
+    };
+    if let Some(key) = var("HONEYCOMB_API_KEY")
+        && !headers.iter().any(|(name, _)| name == HONEYCOMB_TEAM_HEADER)
+    {
+        headers.push((HONEYCOMB_TEAM_HEADER.to_owned(), key));
+    }
+    Ok(Some(OtlpConfig { traces_endpoint, headers }))
+}
+
+fn parse_http_url(variable: &'static str, value: &str) -> Result<Url, TelemetryError> {
+    let url = Url::parse(value).map_err(|error| invalid(variable, format!("not a URL: {error}")))?;
+    match url.scheme() {
+        "http" | "https" => Ok(url),
+        other => Err(invalid(variable, format!("the scheme must be http or https, not {other}"))),
+    }
+}
+
+/// `name=value,name2=value2`, values percent-decoded: the W3C baggage form the OTLP exporter spec uses.
+fn parse_headers(list: &str) -> Result<Vec<(String, String)>, TelemetryError> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (name, value) = pair
+                .split_once('=')
+                .ok_or_else(|| invalid("OTEL_EXPORTER_OTLP_HEADERS", "each entry must be name=value"))?;
+            let name = name.trim().to_ascii_lowercase();
+            let value = percent_decode_str(value.trim())
+                .decode_utf8()
+                .map_err(|_| invalid("OTEL_EXPORTER_OTLP_HEADERS", format!("the value of {name} is not UTF-8")))?
+                .into_owned();
+            http::HeaderName::try_from(name.as_str())
+                .map_err(|_| invalid("OTEL_EXPORTER_OTLP_HEADERS", format!("{name} is not a header name")))?;
+            http::HeaderValue::try_from(value.as_str()).map_err(|_| {
+                invalid("OTEL_EXPORTER_OTLP_HEADERS", format!("the value of {name} is not a header value"))
+            })?;
+            Ok((name, value))
+        })
+        .collect()
+}
+
+fn xray_config(
+    var: &impl Fn(&str) -> Option<String>,
+    service_name: &str,
+) -> Result<Option<XrayConfig>, TelemetryError> {
+    if var("AWS_XRAY_SDK_ENABLED").is_some_and(|enabled| enabled.eq_ignore_ascii_case("false")) {
+        return Ok(None);
+    }
+    let daemon_address = match var("AWS_XRAY_DAEMON_ADDRESS") {
+        Some(value) => udp_daemon_address(&value)?,
+        None => DEFAULT_XRAY_DAEMON_ADDRESS.to_owned(),
+    };
+    Ok(Some(XrayConfig {
+        daemon_address,
+        segment_name: var("AWS_XRAY_TRACING_NAME").unwrap_or_else(|| service_name.to_owned()),
+        dynamic_naming: var("AWS_XRAY_URL"),
+    }))
+}
+
+/// `host:port`, or the SDKs' two-address form `tcp:host:port udp:host:port` of which segments use the UDP one.
+fn udp_daemon_address(value: &str) -> Result<String, TelemetryError> {
+    let address = if value.contains(' ') {
+        value
+            .split_whitespace()
+            .find_map(|part| part.strip_prefix("udp:"))
+            .ok_or_else(|| invalid("AWS_XRAY_DAEMON_ADDRESS", "the two-address form needs a udp:host:port part"))?
+    } else {
+        value
+    };
+    match address.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(address.to_owned()),
+        _ => Err(invalid("AWS_XRAY_DAEMON_ADDRESS", format!("expected host:port, got {address}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn read(vars: &[(&str, &str)]) -> Result<TelemetryConfig, TelemetryError> {
+        let vars: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        TelemetryConfig::from_lookup("cruddur-backend", |name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn nothing_set_means_no_otlp_xray_to_the_local_daemon_and_info_text_logs() {
+        let config = read(&[]).unwrap();
+        assert_eq!(config.service_name, "cruddur-backend");
+        assert_eq!(config.otlp, None);
+        let xray = config.xray.unwrap();
+        assert_eq!(xray.daemon_address, "127.0.0.1:2000");
+        assert_eq!(xray.segment_name, "cruddur-backend");
+        assert_eq!(config.log, LogConfig { format: LogFormat::Text, filter: "info".into() });
+    }
+
+    #[test]
+    fn the_seed_variables_work_unchanged() {
+        let config = read(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "https://api.honeycomb.io"),
+            ("OTEL_EXPORTER_OTLP_HEADERS", "x-honeycomb-team=abc123"),
+            ("OTEL_SERVICE_NAME", "backend-flask"),
+        ])
+        .unwrap();
+        assert_eq!(config.service_name, "backend-flask");
+        let otlp = config.otlp.unwrap();
+        assert_eq!(otlp.traces_endpoint.as_str(), "https://api.honeycomb.io/v1/traces");
+        assert_eq!(otlp.headers, vec![("x-honeycomb-team".to_owned(), "abc123".to_owned())]);
+    }
+
+    #[test]
+    fn the_traces_endpoint_is_used_as_is_and_wins() {
+        let config = read(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/"),
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://other:4318/custom"),
+        ])
+        .unwrap();
+        assert_eq!(config.otlp.unwrap().traces_endpoint.as_str(), "http://other:4318/custom");
+        let config = read(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/")]).unwrap();
+        assert_eq!(config.otlp.unwrap().traces_endpoint.as_str(), "http://collector:4318/v1/traces");
+    }
+
+    #[test]
+    fn the_honeycomb_shortcut_fills_the_header_and_service_name() {
+        let config = read(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "https://api.honeycomb.io"),
+            ("HONEYCOMB_API_KEY", "key%2Bwith-plus"),
+            ("HONEYCOMB_SERVICE_NAME", "Cruddur"),
+        ])
+        .unwrap();
+        assert_eq!(config.service_name, "Cruddur");
+        assert_eq!(config.otlp.unwrap().headers, vec![("x-honeycomb-team".into(), "key%2Bwith-plus".into())]);
+    }
+
+    #[test]
+    fn explicit_headers_win_over_the_shortcut_and_values_are_percent_decoded() {
+        let config = read(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "https://api.honeycomb.io"),
+            ("OTEL_EXPORTER_OTLP_HEADERS", " X-Honeycomb-Team = a%2Bb , x-honeycomb-dataset=cruddur"),
+            ("HONEYCOMB_API_KEY", "ignored"),
+        ])
+        .unwrap();
+        assert_eq!(
+            config.otlp.unwrap().headers,
+            vec![("x-honeycomb-team".into(), "a+b".into()), ("x-honeycomb-dataset".into(), "cruddur".into())]
+        );
+    }
+
+    #[test]
+    fn the_honeycomb_key_alone_does_not_turn_otlp_on() {
+        assert_eq!(read(&[("HONEYCOMB_API_KEY", "abc")]).unwrap().otlp, None);
+    }
+
+    #[test]
+    fn bad_values_name_their_variable_and_never_echo_a_key() {
+        let error = read(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "api.honeycomb.io")]).unwrap_err();
+        assert!(error.to_string().starts_with("OTEL_EXPORTER_OTLP_ENDPOINT"), "{error}");
+        let error = read(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "ftp://x"), ("x", "y")]).unwrap_err();
+        assert!(error.to_string().contains("http or https"), "{error}");
+        let error = read(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://x"),
+            ("OTEL_EXPORTER_OTLP_HEADERS", "x-honeycomb-team=secret\u{7f}key"),
+        ])
+        .unwrap_err();
+        assert!(error.to_string().starts_with("OTEL_EXPORTER_OTLP_HEADERS"), "{error}");
+        assert!(!error.to_string().contains("secret"), "{error}");
+        let error = read(&[("LOG_FORMAT", "xml")]).unwrap_err();
+        assert!(error.to_string().starts_with("LOG_FORMAT"), "{error}");
+        let error = read(&[("AWS_XRAY_DAEMON_ADDRESS", "xray-daemon")]).unwrap_err();
+        assert!(error.to_string().starts_with("AWS_XRAY_DAEMON_ADDRESS"), "{error}");
+    }
+
+    #[test]
+    fn the_debug_form_hides_header_values() {
+        let config = read(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://x"),
+            ("OTEL_EXPORTER_OTLP_HEADERS", "x-honeycomb-team=secret"),
+        ])
+        .unwrap();
+        let shown = format!("{config:?}");
+        assert!(shown.contains("x-honeycomb-team") && !shown.contains("secret"), "{shown}");
+    }
+
+    #[test]
+    fn xray_naming_and_switches_follow_the_sdk_variables() {
+        let config = read(&[
+            ("OTEL_SERVICE_NAME", "cruddur"),
+            ("AWS_XRAY_TRACING_NAME", "backend-flask"),
+            ("AWS_XRAY_URL", "*4567-*.gitpod.io*"),
+            ("AWS_XRAY_DAEMON_ADDRESS", "xray-daemon:2000"),
+        ])
+        .unwrap();
+        assert_eq!(
+            config.xray.unwrap(),
+            XrayConfig {
+                daemon_address: "xray-daemon:2000".into(),
+                segment_name: "backend-flask".into(),
+                dynamic_naming: Some("*4567-*.gitpod.io*".into()),
+            }
+        );
+        let two_addresses = read(&[("AWS_XRAY_DAEMON_ADDRESS", "tcp:127.0.0.1:2000 udp:127.0.0.2:2001")]).unwrap();
+        assert_eq!(two_addresses.xray.unwrap().daemon_address, "127.0.0.2:2001");
+        assert_eq!(read(&[("AWS_XRAY_SDK_ENABLED", "FALSE")]).unwrap().xray, None);
+        assert!(read(&[("AWS_XRAY_SDK_ENABLED", "true")]).unwrap().xray.is_some());
+    }
+
+    #[test]
+    fn log_format_and_filter_come_from_their_variables() {
+        let config = read(&[("LOG_FORMAT", "JSON"), ("RUST_LOG", "debug,hyper=warn")]).unwrap();
+        assert_eq!(config.log, LogConfig { format: LogFormat::Json, filter: "debug,hyper=warn".into() });
+    }
+}

@@ -1,0 +1,194 @@
+//! Database spans for every sqlx query, without touching a call site.
+//!
+//! sqlx 0.8 ends every query with a `tracing` event of target `sqlx::query` (its `QueryLogger`, on drop) that holds
+//! the statement (`summary`, and `db.statement` when the statement is longer than the summary), the rows and the
+//! elapsed time; it emits it only when a subscriber is interested in that target at the statement's level
+//! (`debug` by default, `warn` for slow statements). [`QuerySpans`] is interested at every level, and turns each
+//! event into an OpenTelemetry client span that started `elapsed` ago and ends now, child of the current span:
+//! `db.system.name=postgresql`, `db.query.text` (the statement with its `$1` placeholders: sqlx never logs the
+//! values), `db.namespace`, `server.address`/`server.port` from the [`DatabaseTarget`] the binary declared.
+//!
+//! The log output is not affected: the fmt layer keeps its own filter (`RUST_LOG`, default `info`), so per-query
+//! events stay out of the log while slow-statement warnings still show. Queries outside any span (migrations at
+//! start-up) make no span: they belong to no trace.
+
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
+
+use opentelemetry::trace::{SpanKind, TraceContextExt, Tracer};
+use opentelemetry::{Context, KeyValue};
+use opentelemetry_semantic_conventions::attribute::{
+    DB_NAMESPACE, DB_OPERATION_NAME, DB_QUERY_TEXT, DB_RESPONSE_RETURNED_ROWS, DB_SYSTEM_NAME, SERVER_ADDRESS,
+    SERVER_PORT,
+};
+use tracing::field::{Field, Visit};
+use tracing::{Event, Subscriber};
+use tracing_subscriber::Layer;
+use tracing_subscriber::layer::Context as LayerContext;
+use url::Url;
+
+use crate::TelemetryError;
+
+/// The `tracing` target sqlx logs its statements under.
+pub const SQLX_QUERY_TARGET: &str = "sqlx::query";
+
+/// Which database the queries go to, for the span attributes. Never holds the user or password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatabaseTarget {
+    /// `db.namespace`: the database name.
+    pub namespace: String,
+    pub server_address: Option<String>,
+    pub server_port: Option<u16>,
+}
+
+impl DatabaseTarget {
+    /// From a `postgres://user:password@host:port/database` URL (the port defaults to 5432).
+    pub fn from_url(url: &str) -> Result<Self, TelemetryError> {
+        let invalid = |reason: &str| TelemetryError::DatabaseUrl(reason.to_owned());
+        let url = Url::parse(url).map_err(|error| invalid(&error.to_string()))?;
+        if !matches!(url.scheme(), "postgres" | "postgresql") {
+            return Err(invalid("the scheme must be postgres or postgresql"));
+        }
+        let namespace = url.path().trim_start_matches('/');
+        Ok(Self {
+            namespace: if namespace.is_empty() { "postgres".to_owned() } else { namespace.to_owned() },
+            server_address: url.host_str().map(str::to_owned),
+            server_port: Some(url.port().unwrap_or(5432)),
+        })
+    }
+}
+
+/// Where [`QuerySpans`] reads the target, set after start-up with [`crate::Telemetry::set_database`].
+pub(crate) type SharedTarget = Arc<RwLock<Option<DatabaseTarget>>>;
+
+/// The layer turning sqlx's query events into client spans (see the module doc).
+pub(crate) struct QuerySpans<T> {
+    tracer: T,
+    target: SharedTarget,
+}
+
+impl<T> QuerySpans<T> {
+    pub(crate) fn new(tracer: T, target: SharedTarget) -> Self {
+        Self { tracer, target }
+    }
+}
+
+impl<S, T> Layer<S> for QuerySpans<T>
+where
+    S: Subscriber,
+    T: Tracer + Send + Sync + 'static,
+    T::Span: Send + Sync + 'static,
+{
+    fn on_event(&self, event: &Event<'_>, _ctx: LayerContext<'_, S>) {
+        if event.metadata().target() != SQLX_QUERY_TARGET {
+            return;
+        }
+        let parent = Context::current();
+        if !parent.span().span_context().is_valid() {
+            return;
+        }
+        let mut query = QueryEvent::default();
+        event.record(&mut query);
+        let Some(text) = query.text() else { return };
+        let end = SystemTime::now();
+        let start = end.checked_sub(query.elapsed).unwrap_or(end);
+        let operation = text.split_whitespace().next().unwrap_or_default().to_ascii_uppercase();
+
+        let mut attributes = vec![
+            KeyValue::new(DB_SYSTEM_NAME, "postgresql"),
+            KeyValue::new(DB_QUERY_TEXT, text.to_owned()),
+            KeyValue::new(DB_OPERATION_NAME, operation.clone()),
+            KeyValue::new(DB_RESPONSE_RETURNED_ROWS, query.rows_returned as i64),
+        ];
+        let mut name = operation;
+        if let Some(target) = self.target.read().ok().and_then(|target| target.clone()) {
+            name = format!("{name} {}", target.namespace);
+            attributes.push(KeyValue::new(DB_NAMESPACE, target.namespace));
+            attributes.extend(target.server_address.map(|address| KeyValue::new(SERVER_ADDRESS, address)));
+            attributes.extend(target.server_port.map(|port| KeyValue::new(SERVER_PORT, i64::from(port))));
+        }
+        let builder = self
+            .tracer
+            .span_builder(name)
+            .with_kind(SpanKind::Client)
+            .with_start_time(start)
+            .with_attributes(attributes);
+        let mut span = self.tracer.build_with_context(builder, &parent);
+        opentelemetry::trace::Span::end_with_timestamp(&mut span, end);
+    }
+}
+
+/// The fields of one `sqlx::query` event.
+#[derive(Default)]
+struct QueryEvent {
+    summary: String,
+    statement: String,
+    rows_returned: u64,
+    elapsed: Duration,
+}
+
+impl QueryEvent {
+    /// The whole statement: sqlx sends it in `db.statement` (padded with newlines) unless it is no longer than the
+    /// summary, its first four words.
+    fn text(&self) -> Option<&str> {
+        [self.statement.trim(), self.summary.trim()].into_iter().find(|text| !text.is_empty())
+    }
+}
+
+impl Visit for QueryEvent {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        match field.name() {
+            "summary" => self.summary = value.to_owned(),
+            "db.statement" => self.statement = value.to_owned(),
+            _ => {}
+        }
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        if field.name() == "rows_returned" {
+            self.rows_returned = value;
+        }
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        if field.name() == "elapsed_secs" {
+            self.elapsed = Duration::try_from_secs_f64(value).unwrap_or_default();
+        }
+    }
+
+    fn record_debug(&mut self, _field: &Field, _value: &dyn std::fmt::Debug) {
+        // The Debug-only fields (`elapsed`, `slow_threshold`) repeat what `elapsed_secs` says.
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_target_comes_from_the_url_without_credentials() {
+        let target = DatabaseTarget::from_url("postgresql://postgres:password@db:5432/cruddur").unwrap();
+        assert_eq!(
+            target,
+            DatabaseTarget { namespace: "cruddur".into(), server_address: Some("db".into()), server_port: Some(5432) }
+        );
+        let default_port = DatabaseTarget::from_url("postgres://localhost/cruddur").unwrap();
+        assert_eq!(default_port.server_port, Some(5432));
+        assert!(DatabaseTarget::from_url("mysql://db/cruddur").is_err());
+        let error = DatabaseTarget::from_url("not a url with secret").unwrap_err();
+        assert!(!error.to_string().contains("secret"), "{error}");
+    }
+
+    #[test]
+    fn the_statement_is_preferred_to_the_summary() {
+        let short = QueryEvent { summary: "SELECT 1".into(), ..QueryEvent::default() };
+        assert_eq!(short.text(), Some("SELECT 1"));
+        let long = QueryEvent {
+            summary: "SELECT * FROM activities …".into(),
+            statement: "\n\nSELECT * FROM activities WHERE handle = $1\n".into(),
+            ..QueryEvent::default()
+        };
+        assert_eq!(long.text(), Some("SELECT * FROM activities WHERE handle = $1"));
+        assert_eq!(QueryEvent::default().text(), None);
+    }
+}

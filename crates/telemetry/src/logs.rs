@@ -1,0 +1,109 @@
+//! Log lines: `tracing-subscriber`'s fmt layer, filtered by `RUST_LOG` (default `info`), as one-line text (coloured
+//! on a terminal), multi-line pretty text, or JSON, each line carrying the OpenTelemetry trace id of the span it was
+//! logged in, so a line leads to its trace in Honeycomb (and, with `1-` and a dash after 8 digits, in X-Ray).
+
+use std::cell::RefCell;
+use std::fmt;
+use std::io::IsTerminal;
+
+use opentelemetry::Context;
+use opentelemetry::trace::TraceContextExt;
+use tracing::{Event, Subscriber};
+use tracing_subscriber::fmt::format::{self, FormatEvent, FormatFields, Writer};
+use tracing_subscriber::fmt::{FmtContext, MakeWriter};
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::{EnvFilter, Layer};
+
+use crate::TelemetryError;
+use crate::config::{LogConfig, LogFormat};
+
+/// A log layer boxed so that each format fits one type.
+pub type BoxedLayer<S> = Box<dyn Layer<S> + Send + Sync + 'static>;
+
+/// The log layer `config` asks for, writing to stdout; `None` when logs are off.
+pub fn stdout_layer<S>(config: &LogConfig) -> Result<Option<BoxedLayer<S>>, TelemetryError>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    layer(config, std::io::stdout, std::io::stdout().is_terminal())
+}
+
+/// The log layer `config` asks for, writing to `writer`, with ANSI colours in text formats when `ansi`.
+pub fn layer<S, W>(config: &LogConfig, writer: W, ansi: bool) -> Result<Option<BoxedLayer<S>>, TelemetryError>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    let filter = EnvFilter::try_new(&config.filter)
+        .map_err(|error| TelemetryError::Config { variable: "RUST_LOG", reason: error.to_string() })?;
+    let fmt = tracing_subscriber::fmt::layer().with_writer(writer).with_ansi(ansi);
+    let layer: BoxedLayer<S> = match config.format {
+        LogFormat::Off => return Ok(None),
+        LogFormat::Text => {
+            let format = WithTraceId { inner: format::format().with_ansi(ansi), style: Style::Line };
+            fmt.event_format(format).with_filter(filter).boxed()
+        }
+        LogFormat::Pretty => {
+            let format = WithTraceId { inner: format::format().pretty().with_ansi(ansi), style: Style::Pretty };
+            fmt.pretty().event_format(format).with_filter(filter).boxed()
+        }
+        LogFormat::Json => {
+            let format = WithTraceId { inner: format::format().json(), style: Style::Json };
+            fmt.json().event_format(format).with_filter(filter).boxed()
+        }
+    };
+    Ok(Some(layer))
+}
+
+/// How the trace id is added to what the inner formatter wrote.
+#[derive(Clone, Copy)]
+enum Style {
+    /// ` trace_id=...` at the end of the line.
+    Line,
+    /// An indented `trace_id: ...` line, as the pretty format lays out fields.
+    Pretty,
+    /// `"trace_id"` and `"span_id"` members at the end of the JSON object.
+    Json,
+}
+
+/// Adds the current OpenTelemetry trace (and span) id to the line of an inner formatter.
+struct WithTraceId<F> {
+    inner: F,
+    style: Style,
+}
+
+thread_local! {
+    static LINE: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+impl<S, N, F> FormatEvent<S, N> for WithTraceId<F>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+    F: FormatEvent<S, N>,
+{
+    fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> fmt::Result {
+        // The OpenTelemetry layer makes the entered span's context current, so this is the event's trace.
+        let cx = Context::current();
+        let span = cx.span();
+        let ids = span.span_context();
+        if !ids.is_valid() {
+            return self.inner.format_event(ctx, writer, event);
+        }
+        LINE.with_borrow_mut(|line| {
+            line.clear();
+            self.inner.format_event(ctx, Writer::new(line), event)?;
+            let body = line.trim_end_matches('\n');
+            match self.style {
+                Style::Line => writeln!(writer, "{body} trace_id={}", ids.trace_id()),
+                Style::Pretty => writeln!(writer, "{body}\n    trace_id: {}\n", ids.trace_id()),
+                Style::Json => match body.strip_suffix('}') {
+                    Some(object) => {
+                        writeln!(writer, r#"{object},"trace_id":"{}","span_id":"{}"}}"#, ids.trace_id(), ids.span_id())
+                    }
+                    None => writeln!(writer, "{body}"),
+                },
+            }
+        })
+    }
+}
