@@ -14,6 +14,7 @@ use tracing::field::Empty;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::propagation::inject;
+use crate::server::record_status;
 
 /// A client whose every request is traced: use it for every outbound call.
 pub fn traced_client(client: reqwest::Client) -> ClientWithMiddleware {
@@ -56,11 +57,7 @@ impl Middleware for TracingMiddleware {
         match &result {
             Ok(response) => {
                 let status = response.status();
-                span.record("http.response.status_code", i64::from(status.as_u16()));
-                if status.is_client_error() || status.is_server_error() {
-                    span.record("otel.status_code", "ERROR");
-                    span.record("error.type", status.as_str());
-                }
+                record_status(&span, status, status.is_client_error() || status.is_server_error());
             }
             Err(error) => {
                 span.record("otel.status_code", "ERROR");

@@ -105,6 +105,8 @@ pub struct Telemetry {
     relay: relay::Relay,
     otlp: Option<Arc<export::Lane>>,
     xray: Option<Arc<export::Lane>>,
+    /// Why X-Ray export is off although configured, to log once a subscriber is there.
+    xray_unavailable: Option<String>,
 }
 
 /// Losses and successes of each exporter, `None` when that exporter is off.
@@ -135,7 +137,7 @@ impl Telemetry {
             builder = builder.with_span_processor(processor);
         }
 
-        let mut xray = None;
+        let (mut xray, mut xray_unavailable) = (None, None);
         if let Some(xray_config) = &config.xray {
             match xray::XraySegments::new(xray_config) {
                 Ok(exporter) => {
@@ -144,11 +146,7 @@ impl Telemetry {
                     builder = builder.with_span_processor(processor);
                 }
                 // The daemon's host not resolving (yet) must not stop the service.
-                Err(error) => tracing::warn!(
-                    address = %xray_config.daemon_address,
-                    %error,
-                    "X-Ray export is off: the daemon address does not resolve"
-                ),
+                Err(error) => xray_unavailable = Some(format!("{}: {error}", xray_config.daemon_address)),
             }
         }
 
@@ -164,7 +162,15 @@ impl Telemetry {
             Some(otlp_config) => relay::Relay::start(otlp_config).map_err(TelemetryError::Relay)?,
             None => relay::Relay::disabled(),
         };
-        Ok(Self { provider, tracer, database: Arc::default(), relay, otlp, xray })
+        let telemetry = Self { provider, tracer, database: Arc::default(), relay, otlp, xray, xray_unavailable };
+        telemetry.warn_if_degraded();
+        Ok(telemetry)
+    }
+
+    fn warn_if_degraded(&self) {
+        if let Some(reason) = &self.xray_unavailable {
+            tracing::warn!(%reason, "X-Ray export is off: the daemon address does not resolve");
+        }
     }
 
     /// The tracing layers that make OpenTelemetry spans: one for `tracing` spans (level `info` and above, whatever
@@ -243,6 +249,8 @@ pub fn init_with(config: &TelemetryConfig) -> Result<Telemetry, TelemetryError> 
     tracing_subscriber::registry().with(logs).with(telemetry.layer()).try_init()?;
     opentelemetry::global::set_tracer_provider(telemetry.provider.clone());
     opentelemetry::global::set_text_map_propagator(propagation::propagator());
+    // Said again now that there is a subscriber to hear it.
+    telemetry.warn_if_degraded();
     tracing::info!(
         service = %config.service_name,
         otlp = ?config.otlp.as_ref().map(|otlp| otlp.traces_endpoint.as_str()),

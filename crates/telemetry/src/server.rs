@@ -113,13 +113,18 @@ fn request_span<B>(request: &Request<B>) -> tracing::Span {
 fn record_response<B>(response: &mut Response<B>) {
     let span = tracing::Span::current();
     let status = response.status();
-    span.record("http.response.status_code", i64::from(status.as_u16()));
-    if status.is_server_error() {
-        span.record("otel.status_code", "ERROR");
-        span.record("error.type", status.as_str());
-    }
+    record_status(&span, status, status.is_server_error());
     if let Some(value) = xray_response_header(&span.context()) {
         response.headers_mut().insert(XRAY_HEADER, value);
+    }
+}
+
+/// Records `status` on an HTTP span, and the error state when `is_error` (5xx for a server, 4xx too for a client).
+pub(crate) fn record_status(span: &tracing::Span, status: http::StatusCode, is_error: bool) {
+    span.record("http.response.status_code", i64::from(status.as_u16()));
+    if is_error {
+        span.record("otel.status_code", "ERROR");
+        span.record("error.type", status.as_str());
     }
 }
 

@@ -136,10 +136,8 @@ impl OtlpReceiver {
         let thread = std::thread::Builder::new()
             .name("otlp-receiver".into())
             .spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("the receiver's runtime");
+                let runtime =
+                    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("the receiver's runtime");
                 runtime.block_on(async move {
                     let listener = tokio::net::TcpListener::from_std(listener).expect("a tokio listener");
                     let app = Router::new().route("/v1/traces", post(export)).with_state(state);
@@ -206,18 +204,28 @@ impl OtlpReceiver {
         count: usize,
         matches: impl Fn(&ReceivedSpan) -> bool,
     ) -> Vec<ReceivedSpan> {
-        let mut changes = self.changes.clone();
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            changes.mark_unchanged();
+        let found = wait_until(self.changes.clone(), || {
             let found: Vec<_> = self.spans().into_iter().filter(|span| matches(span)).collect();
-            if found.len() >= count {
-                return found;
-            }
-            if tokio::time::timeout_at(deadline, changes.changed()).await.is_err() {
-                let seen: Vec<String> = self.spans().iter().map(|span| span.name().to_owned()).collect();
-                panic!("no {count} span(s) {what} at the OTLP receiver within {WAIT:?}; received: {seen:?}");
-            }
+            (found.len() >= count).then_some(found)
+        })
+        .await;
+        found.unwrap_or_else(|| {
+            let seen: Vec<String> = self.spans().iter().map(|span| span.name().to_owned()).collect();
+            panic!("no {count} span(s) {what} at the OTLP receiver within {WAIT:?}; received: {seen:?}")
+        })
+    }
+}
+
+/// Evaluates `check` now and each time `changes` moves, until it gives a value or [`WAIT`] has passed (`None`).
+pub(crate) async fn wait_until<T>(mut changes: watch::Receiver<usize>, check: impl Fn() -> Option<T>) -> Option<T> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        changes.mark_unchanged();
+        if let Some(found) = check() {
+            return Some(found);
+        }
+        if tokio::time::timeout_at(deadline, changes.changed()).await.is_err() {
+            return None;
         }
     }
 }

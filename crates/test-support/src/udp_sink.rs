@@ -15,6 +15,7 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 pub use crate::otlp::WAIT;
+use crate::otlp::wait_until;
 
 /// One datagram as received.
 #[derive(Debug, Clone)]
@@ -126,19 +127,13 @@ impl UdpSink {
     /// Waits up to [`WAIT`] for a segment matching `matches`, and panics naming `what` and the segments seen if none
     /// comes.
     pub async fn wait_for_segment(&self, what: &str, matches: impl Fn(&Segment) -> bool) -> Segment {
-        let mut changes = self.changes.clone();
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            changes.mark_unchanged();
-            if let Some(segment) = self.segments().into_iter().find(|segment| matches(segment)) {
-                return segment;
-            }
-            if tokio::time::timeout_at(deadline, changes.changed()).await.is_err() {
-                let seen: Vec<Option<String>> =
-                    self.segments().iter().map(|segment| segment.name().map(str::to_owned)).collect();
-                panic!("no segment {what} at the UDP sink within {WAIT:?}; received: {seen:?}");
-            }
-        }
+        let found =
+            wait_until(self.changes.clone(), || self.segments().into_iter().find(|segment| matches(segment))).await;
+        found.unwrap_or_else(|| {
+            let seen: Vec<Option<String>> =
+                self.segments().iter().map(|segment| segment.name().map(str::to_owned)).collect();
+            panic!("no segment {what} at the UDP sink within {WAIT:?}; received: {seen:?}")
+        })
     }
 }
 
