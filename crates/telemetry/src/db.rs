@@ -3,7 +3,7 @@
 //! sqlx 0.8 ends every query with a `tracing` event of target `sqlx::query` (its `QueryLogger`, on drop) that holds
 //! the statement (`summary`, and `db.statement` when the statement is longer than the summary), the rows and the
 //! elapsed time; it emits it only when a subscriber is interested in that target at the statement's level
-//! (`debug` by default, `warn` for slow statements). [`QuerySpans`] is interested at every level, and turns each
+//! (`debug` by default, `warn` for slow statements). A layer of this module is interested at every level, and turns each
 //! event into an OpenTelemetry client span that started `elapsed` ago and ends now, child of the current span:
 //! `db.system.name=postgresql`, `db.query.text` (the statement with its `$1` placeholders: sqlx never logs the
 //! values), `db.namespace`, `server.address`/`server.port` from the [`DatabaseTarget`] the binary declared.
