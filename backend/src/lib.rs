@@ -15,6 +15,8 @@ use std::future::Future;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRef};
+use cruddur_telemetry::relay::Relay;
+use cruddur_telemetry::server::ServerLayer;
 use http::{HeaderName, HeaderValue, Method, header};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
@@ -34,11 +36,15 @@ pub struct AppState {
     pub tokens: Tokens,
 }
 
-/// The whole API. `frontend_origins` are the origins allowed by CORS (the `FRONTEND_URL`s).
-pub fn app(state: AppState, frontend_origins: Vec<HeaderValue>) -> Router {
+/// The whole API, traced: one server span per request, and the browser's spans relayed by `relay` to the OTLP
+/// destination (`POST /v1/traces`). `frontend_origins` are the origins allowed by CORS (the `FRONTEND_URL`s).
+pub fn app(state: AppState, frontend_origins: Vec<HeaderValue>, relay: Relay) -> Router {
     Router::new()
         .merge(routes::router())
+        .merge(cruddur_telemetry::relay::router(relay))
         .fallback(|| async { ApiError::NotFound })
+        // Innermost of the layers that need the route: the server span reads axum's `MatchedPath`.
+        .layer(ServerLayer::new())
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
         .layer(cors(frontend_origins))
         .with_state(state)

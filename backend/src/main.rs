@@ -1,4 +1,4 @@
-//! `cruddur-backend`: reads the configuration, starts logging, connects and migrates the database, serves the API
+//! `cruddur-backend`: reads the configuration, starts telemetry (logs and traces), connects and migrates the database, serves the API
 //! until SIGINT or SIGTERM.
 
 use anyhow::Context;
@@ -9,11 +9,11 @@ use cruddur_backend::{AppState, Config, Tokens, app, db, seed, serve};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .init();
+    // Kept to the end of main: dropping it flushes the spans still queued.
+    let telemetry = cruddur_telemetry::init("cruddur-backend")?;
 
     let database_url = config.database_url()?;
+    telemetry.set_database(cruddur_telemetry::DatabaseTarget::from_url(database_url)?);
     let token_ttl = TimeDelta::hours(config.token_ttl_hours.into());
     let tokens = match config.token_secret()? {
         Some(secret) => Tokens::new(secret, token_ttl),
@@ -34,7 +34,7 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {} (PORT)", config.listen_address()))?;
     tracing::info!(address = %listener.local_addr()?, "Cruddur API listening");
-    let router = app(AppState { db: pool, tokens }, config.frontend_url.clone());
+    let router = app(AppState { db: pool, tokens }, config.frontend_url.clone(), telemetry.relay());
     serve(listener, router, shutdown_signal()).await.context("serving")?;
     Ok(())
 }

@@ -10,6 +10,8 @@ use cruddur_api::{
     UserActivities,
 };
 use sqlx::PgPool;
+use tracing::Instrument;
+use tracing::field::Empty;
 use uuid::Uuid;
 
 use crate::auth::{CurrentUser, MaybeUser};
@@ -30,8 +32,14 @@ pub(super) fn router() -> Router<AppState> {
 }
 
 /// Everyone's cruds and replies that have not expired, newest first, signed in or not.
+///
+/// Traced by hand as the original's home service was: a `home-activities` span with `app.now` and
+/// `app.result_length`, the query span beneath it.
 async fn home(State(db): State<PgPool>, _caller: MaybeUser) -> Result<Json<Vec<Activity>>, ApiError> {
-    Ok(Json(db::list_activities(&db, ActivityFilter::default()).await?))
+    let span = tracing::info_span!("home-activities", app.now = %Utc::now().to_rfc3339(), app.result_length = Empty);
+    let activities = db::list_activities(&db, ActivityFilter::default()).instrument(span.clone()).await?;
+    span.record("app.result_length", activities.len() as i64);
+    Ok(Json(activities))
 }
 
 /// Replies to the caller's cruds by others, newest first; nothing when signed out.
@@ -58,10 +66,17 @@ async fn user_activities(
     Path(handle): Path<String>,
 ) -> Result<Json<UserActivities>, ApiError> {
     let handle = Handle::parse(&handle).map_err(|_| ApiError::NotFound)?;
-    let profile = db::find_profile(&db, ProfileKey::Handle(handle.as_str())).await?.ok_or(ApiError::NotFound)?;
-    let filter = ActivityFilter { author: Some(profile.uuid), ..ActivityFilter::default() };
-    let activities = db::list_activities(&db, filter).await?;
-    Ok(Json(UserActivities { profile, activities }))
+    // The original's X-Ray subsegment of this service, with its metadata block {now, results-size}.
+    let span = tracing::info_span!("user-activities", "metadata.now" = %Utc::now().to_rfc3339(), "metadata.results-size" = Empty);
+    async {
+        let profile = db::find_profile(&db, ProfileKey::Handle(handle.as_str())).await?.ok_or(ApiError::NotFound)?;
+        let filter = ActivityFilter { author: Some(profile.uuid), ..ActivityFilter::default() };
+        let activities = db::list_activities(&db, filter).await?;
+        tracing::Span::current().record("metadata.results-size", activities.len() as i64);
+        Ok(Json(UserActivities { profile, activities }))
+    }
+    .instrument(span)
+    .await
 }
 
 async fn status(

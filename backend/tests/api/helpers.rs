@@ -3,6 +3,7 @@
 use chrono::TimeDelta;
 use cruddur_api::{Activity, AuthResponse, CreateActivity, ErrorBody, ErrorKey, SignupRequest};
 use cruddur_backend::{AppState, Tokens, app, db, seed, serve};
+use cruddur_telemetry::relay::Relay;
 use http::HeaderValue;
 use reqwest::{RequestBuilder, Response, StatusCode};
 use serde::Serialize;
@@ -26,7 +27,7 @@ pub(crate) async fn spawn_app() -> TestApp {
     let db = db::connect(&test_support::postgres::fresh_database().await, 5).await.expect("connect");
     db::MIGRATOR.run(&db).await.expect("migrate");
     let state = AppState { db: db.clone(), tokens: Tokens::new(TEST_SECRET, TimeDelta::hours(1)) };
-    let router = app(state, vec![HeaderValue::from_static(FRONTEND_ORIGIN)]);
+    let router = app(state, vec![HeaderValue::from_static(FRONTEND_ORIGIN)], Relay::disabled());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let address = format!("http://{}", listener.local_addr().unwrap());
     let (shutdown, stopped) = oneshot::channel::<()>();

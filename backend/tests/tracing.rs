@@ -1,0 +1,232 @@
+//! The real backend, traced into a local OTLP/HTTP receiver and a local UDP segment sink through the seed's
+//! variables: one home-feed request is one trace in both, incoming trace headers are continued, the browser's spans
+//! are relayed with the server's key, and a dead OTLP endpoint changes nothing for the user.
+//!
+//! Each test installs its pipeline as the thread's default subscriber on a single-threaded runtime, so the server
+//! task it spawns is traced by it and tests share no global state.
+
+use std::collections::HashMap;
+
+use chrono::TimeDelta;
+use cruddur_backend::{AppState, Tokens, app, db, seed, serve};
+use cruddur_telemetry::{DatabaseTarget, Telemetry, TelemetryConfig};
+use http::HeaderValue;
+use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
+use reqwest::StatusCode;
+use serde_json::json;
+use test_support::otlp::{OtlpReceiver, ReceivedSpan};
+use test_support::udp_sink::UdpSink;
+use tokio::sync::oneshot;
+use tracing::subscriber::DefaultGuard;
+use tracing_subscriber::layer::SubscriberExt;
+
+struct Traced {
+    base: String,
+    client: reqwest::Client,
+    database: String,
+    receiver: OtlpReceiver,
+    sink: UdpSink,
+    // Dropped in this order: the server, then telemetry (flushing), then the subscriber.
+    _stop: oneshot::Sender<()>,
+    telemetry: Telemetry,
+    _subscriber: DefaultGuard,
+}
+
+/// The seeded backend with telemetry configured by `vars` on top of the seed's variables.
+async fn traced_backend(vars: &[(&str, String)]) -> Traced {
+    let receiver = OtlpReceiver::start();
+    let sink = UdpSink::start();
+    let mut env: HashMap<String, String> = HashMap::from([
+        ("OTEL_EXPORTER_OTLP_ENDPOINT".into(), receiver.endpoint()),
+        ("OTEL_EXPORTER_OTLP_HEADERS".into(), "x-honeycomb-team=test-honeycomb-key".into()),
+        ("OTEL_SERVICE_NAME".into(), "cruddur-backend".into()),
+        ("AWS_XRAY_DAEMON_ADDRESS".into(), sink.address().to_string()),
+    ]);
+    env.extend(vars.iter().map(|(name, value)| (name.to_string(), value.clone())));
+    let config = TelemetryConfig::from_lookup("cruddur-backend", |name| env.get(name).cloned()).expect("config");
+    let telemetry = Telemetry::new(&config).expect("telemetry");
+    let subscriber = tracing::subscriber::set_default(tracing_subscriber::registry().with(telemetry.layer()));
+
+    let url = test_support::postgres::fresh_database().await;
+    telemetry.set_database(DatabaseTarget::from_url(&url).expect("a postgres URL"));
+    let pool = db::connect(&url, 5).await.expect("connect");
+    db::MIGRATOR.run(&pool).await.expect("migrate");
+    seed::load(&pool).await.expect("seed");
+
+    let state = AppState { db: pool, tokens: Tokens::new(b"0123456789abcdef0123456789abcdef", TimeDelta::hours(1)) };
+    let router = app(state, vec![HeaderValue::from_static("http://localhost:3000")], telemetry.relay());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(serve(listener, router, async {
+        let _ = stopped.await;
+    }));
+    Traced {
+        base,
+        client: reqwest::Client::new(),
+        database: url.rsplit('/').next().unwrap().to_owned(),
+        receiver,
+        sink,
+        _stop: stop,
+        telemetry,
+        _subscriber: subscriber,
+    }
+}
+
+impl Traced {
+    async fn get(&self, path: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+        let mut request = self.client.get(format!("{}{path}", self.base));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send().await.expect("the request")
+    }
+
+    async fn server_span(&self, route: &str) -> ReceivedSpan {
+        self.telemetry.force_flush();
+        self.receiver
+            .wait_for_span("the server span", |span| {
+                span.kind() == SpanKind::Server && span.string_attribute("http.route") == Some(route)
+            })
+            .await
+    }
+}
+
+fn xray_id(otlp_trace_id: &str) -> String {
+    format!("1-{}-{}", &otlp_trace_id[..8], &otlp_trace_id[8..])
+}
+
+fn is_lower_hex(text: &str, length: usize) -> bool {
+    text.len() == length && text.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn the_home_feed_is_one_trace_in_honeycomb_and_in_xray() {
+    let test = traced_backend(&[]).await;
+    let response = test.get("/api/activities/home", &[]).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let xray_header = response.headers()["x-amzn-trace-id"].to_str().unwrap().to_owned();
+    let feed: Vec<cruddur_api::Activity> = response.json().await.unwrap();
+
+    // OTLP: server span -> home-activities -> the query, one trace, sent with the seed's key and service name.
+    let server = test.server_span("/api/activities/home").await;
+    let trace = server.trace_id();
+    assert_eq!(xray_header, format!("Root={};Sampled=1", xray_id(&trace)));
+    assert_eq!(server.headers["x-honeycomb-team"], "test-honeycomb-key");
+    assert_eq!(server.resource_string_attribute("service.name"), Some("cruddur-backend"));
+    assert_eq!(server.string_attribute("http.request.method"), Some("GET"));
+    assert_eq!(server.int_attribute("http.response.status_code"), Some(200));
+    let home = test
+        .receiver
+        .wait_for_span("home-activities", |span| span.trace_id() == trace && span.name() == "home-activities")
+        .await;
+    assert_eq!(home.parent_span_id(), server.span_id());
+    assert_eq!(home.int_attribute("app.result_length"), Some(feed.len() as i64));
+    let now = home.string_attribute("app.now").expect("app.now");
+    chrono::DateTime::parse_from_rfc3339(now).expect("app.now is RFC 3339");
+    let query = test
+        .receiver
+        .wait_for_span("the feed query", |span| span.trace_id() == trace && span.kind() == SpanKind::Client)
+        .await;
+    assert_eq!(query.parent_span_id(), home.span_id());
+    assert_eq!(query.string_attribute("db.system.name"), Some("postgresql"));
+    assert_eq!(query.string_attribute("db.namespace"), Some(test.database.as_str()));
+    assert!(query.string_attribute("db.query.text").unwrap().contains("FROM activities a"));
+
+    // X-Ray: valid daemon datagrams under the same trace id, with the http block and the sql subsegment.
+    let segment = test
+        .sink
+        .wait_for_segment("the request's segment", |s| {
+            s.otlp_trace_id().as_deref() == Some(trace.as_str()) && s.parent_id().is_none()
+        })
+        .await;
+    assert_eq!(segment.header, json!({"format": "json", "version": 1}));
+    assert_eq!(segment.trace_id(), Some(xray_id(&trace).as_str()));
+    assert!(is_lower_hex(segment.id().unwrap(), 16));
+    assert_eq!(segment.name(), Some("cruddur-backend"));
+    assert_eq!(segment.document["http"]["request"]["method"], "GET");
+    assert_eq!(segment.document["http"]["response"]["status"], 200);
+    let sql = test
+        .sink
+        .wait_for_segment("the sql subsegment", |s| {
+            s.otlp_trace_id().as_deref() == Some(trace.as_str()) && s.document.get("sql").is_some()
+        })
+        .await;
+    assert_eq!(sql.document["namespace"], "remote");
+    assert_eq!(sql.document["sql"]["database_type"], "postgresql");
+    assert_eq!(sql.parent_id(), Some(home.span_id().as_str()));
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_profile_request_carries_the_user_activities_metadata() {
+    let test = traced_backend(&[]).await;
+    assert_eq!(test.get("/api/activities/@andrewbrown", &[]).await.status(), StatusCode::OK);
+    let server = test.server_span("/api/activities/@{handle}").await;
+    let trace = server.trace_id();
+    let segment = test
+        .sink
+        .wait_for_segment("user-activities", |s| {
+            s.otlp_trace_id().as_deref() == Some(trace.as_str()) && s.name() == Some("user-activities")
+        })
+        .await;
+    assert_eq!(segment.document["metadata"]["results-size"], 1);
+    assert!(segment.document["metadata"]["now"].is_string());
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn incoming_traceparent_and_xray_headers_are_continued() {
+    let test = traced_backend(&[]).await;
+    let (trace, parent) = ("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7");
+    test.get("/api/health-check", &[("traceparent", &format!("00-{trace}-{parent}-01"))]).await;
+    let server = test.server_span("/api/health-check").await;
+    assert_eq!((server.trace_id().as_str(), server.parent_span_id().as_str()), (trace, parent));
+
+    let header = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+    let response = test.get("/api/users/@bayko/short", &[("x-amzn-trace-id", header)]).await;
+    assert_eq!(response.headers()["x-amzn-trace-id"], "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1");
+    let server = test.server_span("/api/users/@{handle}/short").await;
+    assert_eq!(server.trace_id(), "5759e988bd862e3fe1be46a994272793");
+    assert_eq!(server.parent_span_id(), "53995c3f42cd8ad8");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn browser_spans_are_relayed_with_the_server_s_key() {
+    let test = traced_backend(&[]).await;
+    let browser_span = json!({"resourceSpans": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "cruddur-frontend"}}]},
+        "scopeSpans": [{"spans": [{
+            "traceId": "6759e988bd862e3fe1be46a994272793", "spanId": "1111111111111111",
+            "name": "GET /api/activities/home", "kind": 3,
+            "startTimeUnixNano": "1700000000000000000", "endTimeUnixNano": "1700000000100000000"
+        }]}]
+    }]});
+    let response = test
+        .client
+        .post(format!("{}/v1/traces", test.base))
+        .header("origin", "http://localhost:3000")
+        .json(&browser_span)
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "{}", response.status());
+    assert_eq!(response.headers()["access-control-allow-origin"], "http://localhost:3000");
+    let relayed = test
+        .receiver
+        .wait_for_span("the browser span", |span| span.trace_id() == "6759e988bd862e3fe1be46a994272793")
+        .await;
+    assert_eq!(relayed.headers["x-honeycomb-team"], "test-honeycomb-key");
+    assert_eq!(relayed.resource_string_attribute("service.name"), Some("cruddur-frontend"));
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_dead_otlp_endpoint_changes_nothing_for_the_user() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let test = traced_backend(&[("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{closed}"))]).await;
+    for _ in 0..20 {
+        let response = test.get("/api/activities/home", &[]).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.json::<Vec<cruddur_api::Activity>>().await.unwrap().len(), 3);
+    }
+    // X-Ray still receives every request.
+    test.sink.wait_for_segment("a segment despite the dead OTLP endpoint", |s| s.parent_id().is_none()).await;
+}
