@@ -3,13 +3,15 @@
 //! - `cargo xtask run`: the whole stack on this machine, no Docker: a private Postgres in `.data/` (or the server
 //!   of `DATABASE_URL`), migrated and seeded, and the API; Ctrl-C stops everything.
 //! - `cargo xtask test`: every check and test CI runs, installing what they need first.
-//! - `cargo xtask bench-api`: requests/s and p99 latency of `/api/activities/home` on the seeded database.
+//! - `cargo xtask bench-api`: requests/s and p99 latency of `/api/activities/home` on the seeded database, with
+//!   tracing off, to OTLP, to X-Ray, and to both.
 //! - `cargo xtask sqlx-prepare`: regenerates `backend/.sqlx` after a query or a migration changed.
 
 mod bench;
 mod install;
 mod process;
 mod run;
+mod sinks;
 mod sqlx_prepare;
 mod test;
 

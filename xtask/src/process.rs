@@ -3,8 +3,8 @@
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -59,10 +59,13 @@ pub(crate) struct Services {
 
 impl Services {
     pub(crate) fn new() -> anyhow::Result<Self> {
-        let stop_requested = Arc::new(AtomicBool::new(false));
-        let flag = stop_requested.clone();
-        ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst)).context("installing the Ctrl-C handler")?;
-        Ok(Self { running: Vec::new(), stop_requested })
+        Ok(Self { running: Vec::new(), stop_requested: stop_flag()? })
+    }
+
+    /// Stops every service now.
+    pub(crate) fn stop(mut self) {
+        self.stop_all();
+        self.running.clear();
     }
 
     pub(crate) fn start(&mut self, name: &str, command: &mut Command) -> anyhow::Result<()> {
@@ -121,6 +124,18 @@ impl Services {
             }
         }
     }
+}
+
+/// Set by Ctrl-C or SIGTERM; the handler is installed once per process.
+fn stop_flag() -> anyhow::Result<Arc<AtomicBool>> {
+    static FLAG: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+    if let Some(flag) = FLAG.get() {
+        return Ok(flag.clone());
+    }
+    let flag = Arc::new(AtomicBool::new(false));
+    let handler_flag = flag.clone();
+    ctrlc::set_handler(move || handler_flag.store(true, Ordering::SeqCst)).context("installing the Ctrl-C handler")?;
+    Ok(FLAG.get_or_init(|| flag).clone())
 }
 
 impl Drop for Services {
