@@ -69,10 +69,11 @@ impl Config {
             .ok_or(ConfigError::MissingDatabaseUrl)
     }
 
+    /// `TOKEN_SECRET`; empty counts as unset (compose passes unset host variables as empty strings).
     pub fn token_secret(&self) -> Result<Option<&[u8]>, ConfigError> {
-        match &self.token_secret {
+        match self.token_secret.as_deref().filter(|secret| !secret.is_empty()) {
             Some(secret) if secret.len() < 32 => Err(ConfigError::WeakTokenSecret),
-            secret => Ok(secret.as_deref().map(str::as_bytes)),
+            secret => Ok(secret.map(str::as_bytes)),
         }
     }
 
@@ -129,6 +130,8 @@ mod tests {
         assert!(error.contains("--port"), "{error}");
         let weak = parse(&["--token-secret", "short"]).unwrap();
         assert!(weak.token_secret().unwrap_err().to_string().contains("TOKEN_SECRET"));
+        let empty = parse(&["--token-secret", ""]).unwrap();
+        assert_eq!(empty.token_secret().unwrap(), None, "empty is unset");
     }
 
     #[test]
