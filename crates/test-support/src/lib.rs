@@ -6,3 +6,4 @@
 pub mod otlp;
 pub mod postgres;
 pub mod udp_sink;
+pub mod xray_endpoint;
