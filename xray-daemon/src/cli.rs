@@ -1,0 +1,397 @@
+//! The command line and `cfg.yaml` of the official daemon, flag for flag, merged into one [`Config`]:
+//! flags win over the file, the file over the defaults.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{ArgAction, Parser};
+use serde::Deserialize;
+
+use crate::DaemonError;
+
+/// Smallest buffer the official daemon accepts, in MB.
+const MIN_BUFFER_MB: u64 = 3;
+const DEFAULT_CONCURRENCY: usize = 8;
+const DEFAULT_ADDRESS: &str = "127.0.0.1:2000";
+
+/// The AWS X-Ray daemon: receives segment documents on UDP and sends them to AWS X-Ray in batches; proxies the
+/// sampling API on TCP, signing each request.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "xray", disable_version_flag = true)]
+pub struct Cli {
+    /// Amazon Resource Name (ARN) of the AWS resource running the daemon.
+    #[arg(short = 'a', long = "resource-arn", env = "AWS_XRAY_RESOURCE_ARN")]
+    pub resource_arn: Option<String>,
+
+    /// Don't check for EC2 instance metadata (never calls the instance metadata service).
+    #[arg(short = 'o', long = "local-mode")]
+    pub local_mode: bool,
+
+    /// Buffer size in MB (minimum 3). Default: 1% of the host's memory.
+    #[arg(short = 'm', long = "buffer-memory")]
+    pub buffer_memory: Option<u64>,
+
+    /// Region to send segments to X-Ray in.
+    #[arg(short = 'n', long = "region")]
+    pub region: Option<String>,
+
+    /// Overrides the UDP address the daemon listens on (default 127.0.0.1:2000).
+    #[arg(short = 'b', long = "bind")]
+    pub bind: Option<String>,
+
+    /// Overrides the TCP address of the sampling proxy (default 127.0.0.1:2000).
+    #[arg(short = 't', long = "bind-tcp")]
+    pub bind_tcp: Option<String>,
+
+    /// Assume this IAM role to upload segments to a different account.
+    #[arg(short = 'r', long = "role-arn")]
+    pub role_arn: Option<String>,
+
+    /// Load a configuration file (cfg.yaml, Version 2).
+    #[arg(short = 'c', long = "config")]
+    pub config: Option<PathBuf>,
+
+    /// Output logs to this file path.
+    #[arg(short = 'f', long = "log-file")]
+    pub log_file: Option<PathBuf>,
+
+    /// Log level: dev, debug, info, warn, error, prod (default prod, which logs like info).
+    #[arg(short = 'l', long = "log-level", value_parser = ["dev", "debug", "info", "warn", "error", "prod"])]
+    pub log_level: Option<String>,
+
+    /// Proxy address through which to upload segments.
+    #[arg(short = 'p', long = "proxy-address")]
+    pub proxy_address: Option<String>,
+
+    /// X-Ray endpoint to send to instead of AWS (any X-Ray-compatible endpoint). Not in the official daemon,
+    /// where only cfg.yaml can set it.
+    #[arg(long = "endpoint", env = "AWS_ENDPOINT_URL_XRAY")]
+    pub endpoint: Option<String>,
+
+    /// The generic AWS endpoint override, used when neither --endpoint nor AWS_ENDPOINT_URL_XRAY is set.
+    #[arg(long = "aws-endpoint-url", env = "AWS_ENDPOINT_URL", hide = true)]
+    pub aws_endpoint_url: Option<String>,
+
+    /// Print the version and exit.
+    #[arg(short = 'v', long = "version", action = ArgAction::Version)]
+    version: Option<bool>,
+}
+
+/// `cfg.yaml`, Version 2: the official keys, nothing else.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+struct FileConfig {
+    #[serde(rename = "TotalBufferSizeMB")]
+    total_buffer_size_mb: Option<u64>,
+    concurrency: Option<usize>,
+    region: Option<String>,
+    endpoint: Option<String>,
+    socket: Option<SocketConfig>,
+    logging: Option<LoggingConfig>,
+    local_mode: Option<bool>,
+    #[serde(rename = "ResourceARN")]
+    resource_arn: Option<String>,
+    #[serde(rename = "RoleARN")]
+    role_arn: Option<String>,
+    #[serde(rename = "NoVerifySSL")]
+    no_verify_ssl: Option<bool>,
+    proxy_address: Option<String>,
+    version: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SocketConfig {
+    #[serde(rename = "UDPAddress")]
+    udp_address: Option<String>,
+    #[serde(rename = "TCPAddress")]
+    tcp_address: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+struct LoggingConfig {
+    log_rotation: Option<bool>,
+    log_level: Option<String>,
+    log_path: Option<PathBuf>,
+}
+
+/// Everything the daemon runs with, resolved.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub udp_address: String,
+    pub tcp_address: String,
+    /// Bytes of segment documents held at most while waiting to be sent.
+    pub buffer_bytes: usize,
+    /// `PutTraceSegments` calls in flight at most.
+    pub concurrency: usize,
+    pub region: Option<String>,
+    pub endpoint: Option<String>,
+    pub local_mode: bool,
+    pub resource_arn: Option<String>,
+    pub role_arn: Option<String>,
+    pub no_verify_ssl: bool,
+    pub proxy_address: Option<String>,
+    pub log_level: String,
+    pub log_file: Option<PathBuf>,
+    /// How often counters are reported (`PutTelemetryRecords` and the log).
+    pub telemetry_interval: Duration,
+    /// How long a batch may wait for more segments.
+    pub batch_idle: Duration,
+    /// How long shutdown may spend sending what is buffered.
+    pub flush_timeout: Duration,
+}
+
+impl Config {
+    /// Defaults for everything, with the given addresses; what tests start from.
+    pub fn new(udp_address: &str, tcp_address: &str) -> Self {
+        Self {
+            udp_address: udp_address.to_owned(),
+            tcp_address: tcp_address.to_owned(),
+            buffer_bytes: default_buffer_bytes(),
+            concurrency: DEFAULT_CONCURRENCY,
+            region: None,
+            endpoint: None,
+            local_mode: false,
+            resource_arn: None,
+            role_arn: None,
+            no_verify_ssl: false,
+            proxy_address: None,
+            log_level: "prod".to_owned(),
+            log_file: None,
+            telemetry_interval: Duration::from_secs(60),
+            batch_idle: Duration::from_secs(1),
+            flush_timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// Resolves the command line (and the file it names).
+    pub fn from_cli(cli: &Cli) -> Result<Self, DaemonError> {
+        let file = match &cli.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let socket = file.socket.unwrap_or_default();
+        let logging = file.logging.unwrap_or_default();
+        let mut config = Config::new(
+            cli.bind.as_deref().or(socket.udp_address.as_deref()).unwrap_or(DEFAULT_ADDRESS),
+            cli.bind_tcp.as_deref().or(socket.tcp_address.as_deref()).unwrap_or(DEFAULT_ADDRESS),
+        );
+        if let Some(mb) = cli.buffer_memory.or(file.total_buffer_size_mb) {
+            if mb < MIN_BUFFER_MB {
+                return Err(DaemonError::Config(format!(
+                    "buffer memory must be at least {MIN_BUFFER_MB} MB (-m / TotalBufferSizeMB), got {mb}"
+                )));
+            }
+            config.buffer_bytes = usize::try_from(mb * 1024 * 1024).unwrap_or(usize::MAX);
+        }
+        if let Some(concurrency) = file.concurrency {
+            if concurrency == 0 {
+                return Err(DaemonError::Config("Concurrency must be at least 1".into()));
+            }
+            config.concurrency = concurrency;
+        }
+        config.region = cli.region.clone().or(file.region).filter(|region| !region.is_empty());
+        config.endpoint = [cli.endpoint.clone(), file.endpoint, cli.aws_endpoint_url.clone()]
+            .into_iter()
+            .flatten()
+            .find(|endpoint| !endpoint.is_empty());
+        config.local_mode = cli.local_mode || file.local_mode.unwrap_or(false);
+        config.resource_arn = cli.resource_arn.clone().or(file.resource_arn).filter(|arn| !arn.is_empty());
+        config.role_arn = cli.role_arn.clone().or(file.role_arn).filter(|arn| !arn.is_empty());
+        config.no_verify_ssl = file.no_verify_ssl.unwrap_or(false);
+        config.proxy_address = cli.proxy_address.clone().or(file.proxy_address).filter(|proxy| !proxy.is_empty());
+        config.log_level = cli.log_level.clone().or(logging.log_level).unwrap_or_else(|| "prod".to_owned());
+        config.log_file = cli.log_file.clone().or(logging.log_path);
+        let _ = logging.log_rotation; // accepted for compatibility; rotation is left to the platform (logrotate)
+        Ok(config)
+    }
+
+    /// Resolves host names ("xray-daemon:2000" in compose) to a socket address.
+    pub fn resolve(address: &str) -> Result<SocketAddr, DaemonError> {
+        std::net::ToSocketAddrs::to_socket_addrs(address)
+            .map_err(|error| DaemonError::Config(format!("cannot resolve address {address:?}: {error}")))?
+            .next()
+            .ok_or_else(|| DaemonError::Config(format!("address {address:?} resolves to nothing")))
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, DaemonError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|error| DaemonError::Config(format!("reading {}: {error}", path.display())))?;
+    let file: FileConfig =
+        serde_norway::from_str(&text).map_err(|error| DaemonError::Config(format!("{}: {error}", path.display())))?;
+    match file.version {
+        Some(2) => Ok(file),
+        Some(other) => {
+            Err(DaemonError::Config(format!("{}: Version {other} is not supported, use Version: 2", path.display())))
+        }
+        None => Err(DaemonError::Config(format!("{}: missing Version: 2", path.display()))),
+    }
+}
+
+/// 1% of the host's memory, at least 3 MB, as the official daemon; only a bound, nothing is allocated up front.
+fn default_buffer_bytes() -> usize {
+    let total_kb = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|meminfo| {
+            meminfo
+                .lines()
+                .find_map(|line| line.strip_prefix("MemTotal:")?.trim().strip_suffix("kB")?.trim().parse().ok())
+        })
+        .unwrap_or(0u64);
+    let one_percent = total_kb * 1024 / 100;
+    usize::try_from(one_percent.max(MIN_BUFFER_MB * 1024 * 1024)).unwrap_or(usize::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cli(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("xray").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn the_original_compose_command_line_parses() {
+        let config = Config::from_cli(&cli(&["-o", "-b", "xray-daemon:2000"]).unwrap()).unwrap();
+        assert!(config.local_mode);
+        assert_eq!(config.udp_address, "xray-daemon:2000");
+        assert_eq!(config.tcp_address, "127.0.0.1:2000");
+        assert_eq!(config.concurrency, 8);
+        assert!(config.buffer_bytes >= 3 * 1024 * 1024);
+    }
+
+    #[test]
+    fn every_official_flag_has_its_short_and_long_form() {
+        let short = cli(&[
+            "-a",
+            "arn:x",
+            "-o",
+            "-m",
+            "16",
+            "-n",
+            "eu-west-1",
+            "-b",
+            "0.0.0.0:2000",
+            "-t",
+            "0.0.0.0:2001",
+            "-r",
+            "arn:role",
+            "-f",
+            "/tmp/x.log",
+            "-l",
+            "debug",
+            "-p",
+            "http://proxy:3128",
+        ])
+        .unwrap();
+        let long = cli(&[
+            "--resource-arn",
+            "arn:x",
+            "--local-mode",
+            "--buffer-memory",
+            "16",
+            "--region",
+            "eu-west-1",
+            "--bind",
+            "0.0.0.0:2000",
+            "--bind-tcp",
+            "0.0.0.0:2001",
+            "--role-arn",
+            "arn:role",
+            "--log-file",
+            "/tmp/x.log",
+            "--log-level",
+            "debug",
+            "--proxy-address",
+            "http://proxy:3128",
+        ])
+        .unwrap();
+        for parsed in [short, long] {
+            let config = Config::from_cli(&parsed).unwrap();
+            assert_eq!(config.resource_arn.as_deref(), Some("arn:x"));
+            assert!(config.local_mode);
+            assert_eq!(config.buffer_bytes, 16 * 1024 * 1024);
+            assert_eq!(config.region.as_deref(), Some("eu-west-1"));
+            assert_eq!((config.udp_address.as_str(), config.tcp_address.as_str()), ("0.0.0.0:2000", "0.0.0.0:2001"));
+            assert_eq!(config.role_arn.as_deref(), Some("arn:role"));
+            assert_eq!(config.log_file.as_deref(), Some(Path::new("/tmp/x.log")));
+            assert_eq!(config.log_level, "debug");
+            assert_eq!(config.proxy_address.as_deref(), Some("http://proxy:3128"));
+        }
+    }
+
+    #[test]
+    fn version_and_help_exit_early() {
+        assert_eq!(cli(&["-v"]).unwrap_err().kind(), clap::error::ErrorKind::DisplayVersion);
+        assert_eq!(cli(&["--version"]).unwrap_err().kind(), clap::error::ErrorKind::DisplayVersion);
+        assert_eq!(cli(&["-h"]).unwrap_err().kind(), clap::error::ErrorKind::DisplayHelp);
+        assert!(cli(&["-l", "verbose"]).is_err(), "only the official levels");
+    }
+
+    #[test]
+    fn a_buffer_under_3_mb_is_refused() {
+        let error = Config::from_cli(&cli(&["-m", "2"]).unwrap()).unwrap_err().to_string();
+        assert!(error.contains("at least 3 MB"), "{error}");
+    }
+
+    fn with_file(yaml: &str, args: &[&str]) -> Result<Config, DaemonError> {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), yaml).unwrap();
+        let path = file.path().to_str().unwrap().to_owned();
+        let mut all = vec!["-c", path.as_str()];
+        all.extend_from_slice(args);
+        Config::from_cli(&cli(&all).unwrap())
+    }
+
+    #[test]
+    fn the_file_sets_every_official_key_and_flags_win() {
+        let yaml = "
+TotalBufferSizeMB: 24
+Concurrency: 4
+Region: us-west-2
+Endpoint: http://127.0.0.1:9999
+Socket:
+  UDPAddress: 0.0.0.0:3000
+  TCPAddress: 0.0.0.0:3001
+Logging:
+  LogRotation: true
+  LogLevel: warn
+  LogPath: /var/log/xray.log
+LocalMode: true
+ResourceARN: arn:aws:ec2:x
+RoleARN: arn:aws:iam::1:role/x
+NoVerifySSL: false
+ProxyAddress: http://proxy:3128
+Version: 2
+";
+        let config = with_file(yaml, &[]).unwrap();
+        assert_eq!(config.buffer_bytes, 24 * 1024 * 1024);
+        assert_eq!(config.concurrency, 4);
+        assert_eq!(config.region.as_deref(), Some("us-west-2"));
+        assert_eq!(config.endpoint.as_deref(), Some("http://127.0.0.1:9999"));
+        assert_eq!((config.udp_address.as_str(), config.tcp_address.as_str()), ("0.0.0.0:3000", "0.0.0.0:3001"));
+        assert_eq!(config.log_level, "warn");
+        assert!(config.local_mode);
+        assert_eq!(config.role_arn.as_deref(), Some("arn:aws:iam::1:role/x"));
+
+        let config = with_file(yaml, &["-n", "eu-central-1", "-b", "127.0.0.1:4000", "-m", "5"]).unwrap();
+        assert_eq!(config.region.as_deref(), Some("eu-central-1"));
+        assert_eq!(config.udp_address, "127.0.0.1:4000");
+        assert_eq!(config.buffer_bytes, 5 * 1024 * 1024);
+    }
+
+    #[test]
+    fn unknown_keys_and_versions_are_errors_that_name_them() {
+        let error = with_file("Version: 2\nBufferSize: 3\n", &[]).unwrap_err().to_string();
+        assert!(error.contains("BufferSize"), "{error}");
+        let error = with_file("Version: 2\nSocket:\n  UdpAddress: x\n", &[]).unwrap_err().to_string();
+        assert!(error.contains("UdpAddress"), "{error}");
+        let error = with_file("Version: 1\n", &[]).unwrap_err().to_string();
+        assert!(error.contains("Version 1"), "{error}");
+        let error = with_file("Region: x\n", &[]).unwrap_err().to_string();
+        assert!(error.contains("Version"), "{error}");
+    }
+}

@@ -1,0 +1,179 @@
+//! What the daemon counts: the official telemetry counters, kept exact so that at rest
+//! `received = sent + spillover + rejected`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The live counters, shared by every task. Cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct Counters(Arc<Inner>);
+
+#[derive(Debug, Default)]
+struct Inner {
+    received: AtomicU64,
+    sent: AtomicU64,
+    spillover: AtomicU64,
+    rejected: AtomicU64,
+    timeout: AtomicU64,
+    connection_refused: AtomicU64,
+    http_4xx: AtomicU64,
+    http_5xx: AtomicU64,
+    unknown_host: AtomicU64,
+    other: AtomicU64,
+    buffered_bytes: AtomicU64,
+    peak_buffered_bytes: AtomicU64,
+}
+
+/// The counters at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    /// Datagrams received on UDP, valid or not.
+    pub received: u64,
+    /// Segments X-Ray accepted.
+    pub sent: u64,
+    /// Segments dropped because the buffer was full (or still unsent when shutdown ran out of time).
+    pub spillover: u64,
+    /// Malformed datagrams, and segments X-Ray refused.
+    pub rejected: u64,
+    pub backend: BackendErrors,
+    /// Bytes of documents waiting now, and the most there ever were.
+    pub buffered_bytes: u64,
+    pub peak_buffered_bytes: u64,
+}
+
+/// Failed calls to X-Ray, by kind: the official `BackendConnectionErrors`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BackendErrors {
+    pub timeout: u64,
+    pub connection_refused: u64,
+    pub http_4xx: u64,
+    pub http_5xx: u64,
+    pub unknown_host: u64,
+    pub other: u64,
+}
+
+/// The kind of a failed call to X-Ray.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BackendError {
+    Timeout,
+    ConnectionRefused,
+    Http4xx,
+    Http5xx,
+    UnknownHost,
+    Other,
+}
+
+impl Counters {
+    pub fn snapshot(&self) -> Snapshot {
+        let load = |counter: &AtomicU64| counter.load(Ordering::SeqCst);
+        let inner = &self.0;
+        Snapshot {
+            received: load(&inner.received),
+            sent: load(&inner.sent),
+            spillover: load(&inner.spillover),
+            rejected: load(&inner.rejected),
+            backend: BackendErrors {
+                timeout: load(&inner.timeout),
+                connection_refused: load(&inner.connection_refused),
+                http_4xx: load(&inner.http_4xx),
+                http_5xx: load(&inner.http_5xx),
+                unknown_host: load(&inner.unknown_host),
+                other: load(&inner.other),
+            },
+            buffered_bytes: load(&inner.buffered_bytes),
+            peak_buffered_bytes: load(&inner.peak_buffered_bytes),
+        }
+    }
+
+    pub(crate) fn received(&self) {
+        self.0.received.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub(crate) fn sent(&self, segments: u64) {
+        self.0.sent.fetch_add(segments, Ordering::SeqCst);
+    }
+
+    pub(crate) fn spillover(&self, segments: u64) {
+        self.0.spillover.fetch_add(segments, Ordering::SeqCst);
+    }
+
+    pub(crate) fn rejected(&self, segments: u64) {
+        self.0.rejected.fetch_add(segments, Ordering::SeqCst);
+    }
+
+    pub(crate) fn backend_error(&self, kind: BackendError) {
+        let inner = &self.0;
+        let counter = match kind {
+            BackendError::Timeout => &inner.timeout,
+            BackendError::ConnectionRefused => &inner.connection_refused,
+            BackendError::Http4xx => &inner.http_4xx,
+            BackendError::Http5xx => &inner.http_5xx,
+            BackendError::UnknownHost => &inner.unknown_host,
+            BackendError::Other => &inner.other,
+        };
+        counter.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Reserves room for `bytes` in a buffer of `limit` bytes; `false` when it does not fit.
+    pub(crate) fn reserve(&self, bytes: u64, limit: u64) -> bool {
+        let buffered = &self.0.buffered_bytes;
+        let mut current = buffered.load(Ordering::SeqCst);
+        loop {
+            if current + bytes > limit {
+                return false;
+            }
+            match buffered.compare_exchange(current, current + bytes, Ordering::SeqCst, Ordering::SeqCst) {
+                Ok(_) => {
+                    self.0.peak_buffered_bytes.fetch_max(current + bytes, Ordering::SeqCst);
+                    return true;
+                }
+                Err(actual) => current = actual,
+            }
+        }
+    }
+
+    pub(crate) fn release(&self, bytes: u64) {
+        self.0.buffered_bytes.fetch_sub(bytes, Ordering::SeqCst);
+    }
+}
+
+impl Snapshot {
+    /// What happened between `earlier` and `self`, for one telemetry record.
+    pub fn since(&self, earlier: &Snapshot) -> Snapshot {
+        let b = &self.backend;
+        let e = &earlier.backend;
+        Snapshot {
+            received: self.received - earlier.received,
+            sent: self.sent - earlier.sent,
+            spillover: self.spillover - earlier.spillover,
+            rejected: self.rejected - earlier.rejected,
+            backend: BackendErrors {
+                timeout: b.timeout - e.timeout,
+                connection_refused: b.connection_refused - e.connection_refused,
+                http_4xx: b.http_4xx - e.http_4xx,
+                http_5xx: b.http_5xx - e.http_5xx,
+                unknown_host: b.unknown_host - e.unknown_host,
+                other: b.other - e.other,
+            },
+            buffered_bytes: self.buffered_bytes,
+            peak_buffered_bytes: self.peak_buffered_bytes,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_buffer_never_holds_more_than_its_limit() {
+        let counters = Counters::default();
+        assert!(counters.reserve(60, 100));
+        assert!(!counters.reserve(41, 100));
+        assert!(counters.reserve(40, 100));
+        counters.release(60);
+        assert!(counters.reserve(60, 100));
+        let snapshot = counters.snapshot();
+        assert_eq!((snapshot.buffered_bytes, snapshot.peak_buffered_bytes), (100, 100));
+    }
+}

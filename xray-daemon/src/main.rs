@@ -1,0 +1,70 @@
+//! `xray`: reads the command line (and cfg.yaml), sets up logging, loads AWS region and credentials, binds the
+//! sockets and runs the daemon until SIGINT or SIGTERM, then flushes and exits 0.
+
+use std::process::ExitCode;
+use std::sync::Mutex;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+use xray_daemon::{Cli, Config, Counters, Sockets, aws, run};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::from_cli(&cli) {
+        Ok(config) => config,
+        Err(error) => return fail(&error),
+    };
+    if let Err(error) = init_logging(&config) {
+        return fail(&error);
+    }
+    let runtime = tokio::runtime::Runtime::new().expect("starting the Tokio runtime");
+    let result = runtime.block_on(async {
+        let sdk = aws::load(&config).await?;
+        let sockets = Sockets::bind(&config).await?;
+        run(sockets, &config, sdk, Counters::default(), shutdown_signal()).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => fail(&error),
+    }
+}
+
+fn fail(error: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("xray: {error}");
+    ExitCode::FAILURE
+}
+
+/// The official levels: dev is the most verbose, prod logs like info. `RUST_LOG`, when set, wins.
+fn init_logging(config: &Config) -> Result<(), String> {
+    let level = match config.log_level.as_str() {
+        "dev" => "trace",
+        "debug" => "debug",
+        "warn" => "warn",
+        "error" => "error",
+        _ => "info",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match &config.log_file {
+        Some(path) => {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|error| format!("opening the log file {} (-f): {error}", path.display()))?;
+            builder.with_ansi(false).with_writer(Mutex::new(file)).init();
+        }
+        None => builder.init(),
+    }
+    Ok(())
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM (docker stop).
+async fn shutdown_signal() {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+}
