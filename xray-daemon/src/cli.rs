@@ -18,7 +18,7 @@ const DEFAULT_ADDRESS: &str = "127.0.0.1:2000";
 /// The AWS X-Ray daemon: receives segment documents on UDP and sends them to AWS X-Ray in batches; proxies the
 /// sampling API on TCP, signing each request.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "xray", disable_version_flag = true)]
+#[command(name = "xray", version, disable_version_flag = true)]
 pub struct Cli {
     /// Amazon Resource Name (ARN) of the AWS resource running the daemon.
     #[arg(short = 'a', long = "resource-arn", env = "AWS_XRAY_RESOURCE_ARN")]
