@@ -1,6 +1,7 @@
 //! Running commands: one-shot steps that must succeed, and long-running services supervised until Ctrl-C.
 
 use std::net::{SocketAddr, TcpStream};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -69,7 +70,8 @@ impl Services {
     }
 
     pub(crate) fn start(&mut self, name: &str, command: &mut Command) -> anyhow::Result<()> {
-        let child = command.spawn().with_context(|| format!("starting {name}: {command:?}"))?;
+        // A group of its own: Ctrl-C in the terminal reaches only us, and we stop the services in order.
+        let child = command.process_group(0).spawn().with_context(|| format!("starting {name}: {command:?}"))?;
         self.running.push((name.to_owned(), child));
         Ok(())
     }
@@ -100,12 +102,12 @@ impl Services {
         outcome
     }
 
+    /// Stops the services in the reverse order of their start, each before the next: the backend flushes its
+    /// traces to the daemon before the daemon flushes to X-Ray.
     fn stop_all(&mut self) {
-        for (_, child) in &self.running {
+        for (name, child) in self.running.iter_mut().rev() {
             // std only has SIGKILL; SIGTERM lets each service finish its requests and flush its traces.
             let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
-        }
-        for (name, child) in &mut self.running {
             let deadline = Instant::now() + Duration::from_secs(15);
             let status = loop {
                 match child.try_wait() {

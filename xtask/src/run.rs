@@ -23,6 +23,9 @@ pub(crate) struct Args {
     /// Port of the API.
     #[arg(long, env = "PORT", default_value_t = 4567)]
     port: u16,
+    /// UDP and TCP port of the X-Ray daemon.
+    #[arg(long, default_value_t = 2000)]
+    daemon_port: u16,
 }
 
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
@@ -41,17 +44,35 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
 
     let profile = if args.release { "release" } else { "debug" };
     let mut build = cargo();
-    build.args(["build", "--package", "cruddur-backend"]);
+    build.args(["build", "--package", "cruddur-backend", "--package", "xray-daemon"]);
     if args.release {
         build.arg("--release");
     }
-    step("building the backend", &mut build)?;
+    step("building the backend and the X-Ray daemon", &mut build)?;
+    let binary = |name: &str| root.join("target").join(profile).join(name);
 
     let mut services = Services::new()?;
+    let daemon = SocketAddr::from(([127, 0, 0, 1], args.daemon_port));
+    let region = std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".to_owned());
+    services.start(
+        "xray-daemon",
+        std::process::Command::new(binary("xray")).args([
+            "--local-mode",
+            "--region",
+            &region,
+            "--bind",
+            &daemon.to_string(),
+            "--bind-tcp",
+            &daemon.to_string(),
+        ]),
+    )?;
+    wait_for_port(daemon, Duration::from_secs(30)).or_else(|error| services.check_running().and(Err(error)))?;
+
     services.start(
         "backend",
-        std::process::Command::new(root.join("target").join(profile).join("cruddur-backend"))
+        std::process::Command::new(binary("cruddur-backend"))
             .env("DATABASE_URL", &database_url)
+            .env("AWS_XRAY_DAEMON_ADDRESS", daemon.to_string())
             .env("PORT", args.port.to_string())
             .env("SEED_IF_EMPTY", "true")
             .env("TOKEN_SECRET", token_secret(&root.join(".data"))?),
@@ -62,9 +83,12 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     eprintln!(
         "\nCruddur is running (Ctrl-C stops everything):\n\
          \x20 API       http://localhost:{port}/api/activities/home\n\
+         \x20 X-Ray     daemon on {daemon} (UDP segments, TCP sampling proxy), region {region}{xray_note}\n\
          \x20 Postgres  {database_url}{data}\n\
          \x20 Sign in as andrewbrown (andrew@exampro.co), bayko, londo or altbrown with the password cruddur-password\n",
         port = args.port,
+        xray_note =
+            if aws_credentials_present() { "" } else { ": no AWS credentials, so segments are counted, not delivered" },
         data = if std::env::var_os("DATABASE_URL").is_some() { "" } else { "  (data in .data/postgres)" },
     );
     services.wait()
@@ -86,4 +110,13 @@ fn token_secret(data: &Path) -> anyhow::Result<String> {
     fs::create_dir_all(data)?;
     fs::write(&file, &secret).with_context(|| format!("writing {}", file.display()))?;
     Ok(secret)
+}
+
+/// Whether the AWS SDK's credential chain can find anything (variables, a profile, a shared credentials file).
+fn aws_credentials_present() -> bool {
+    let home = std::env::var_os("HOME").map(std::path::PathBuf::from).unwrap_or_default();
+    ["AWS_ACCESS_KEY_ID", "AWS_PROFILE", "AWS_CONTAINER_CREDENTIALS_FULL_URI"]
+        .iter()
+        .any(|name| std::env::var_os(name).is_some())
+        || home.join(".aws/credentials").is_file()
 }
