@@ -161,26 +161,15 @@ async fn receive(
     let mut datagram = vec![0u8; 65_536];
     let rejections = RateLimitedLog::new(Duration::from_secs(10));
     let spills = RateLimitedLog::new(Duration::from_secs(10));
-    loop {
-        let received = tokio::select! {
-            received = socket.recv_from(&mut datagram) => received,
-            _ = stop.wait_for(|stop| *stop) => return,
-        };
-        let length = match received {
-            Ok((length, _from)) => length,
-            Err(error) => {
-                tracing::warn!(%error, "reading UDP");
-                continue;
-            }
-        };
+    let accept = |datagram: &[u8]| {
         counters.received();
-        match datagram::parse(&datagram[..length]) {
+        match datagram::parse(datagram) {
             Err(rejection) => {
                 counters.rejected(1);
-                rejections.warn(&format!("rejected a datagram of {length} bytes: {rejection:?}"));
+                rejections.warn(&format!("rejected a datagram of {} bytes: {rejection:?}", datagram.len()));
             }
             Ok(document) if counters.reserve(document.len() as u64, buffer_limit) => {
-                // The receiver lives until this loop ends, so sending cannot fail.
+                // The receiver lives until this function returns, so sending cannot fail.
                 let _ = documents.send(document.to_owned());
             }
             Ok(_) => {
@@ -190,6 +179,20 @@ async fn receive(
                 ));
             }
         }
+    };
+    loop {
+        let received = tokio::select! {
+            received = socket.recv_from(&mut datagram) => received,
+            _ = stop.wait_for(|stop| *stop) => break,
+        };
+        match received {
+            Ok((length, _from)) => accept(&datagram[..length]),
+            Err(error) => tracing::warn!(%error, "reading UDP"),
+        }
+    }
+    // Stop reading, but keep what the kernel already holds: an SDK sent those before the shutdown began.
+    while let Ok((length, _from)) = socket.try_recv_from(&mut datagram) {
+        accept(&datagram[..length]);
     }
 }
 

@@ -1,6 +1,7 @@
 //! `xray`: reads the command line (and cfg.yaml), sets up logging, loads AWS region and credentials, binds the
 //! sockets and runs the daemon until SIGINT or SIGTERM, then flushes and exits 0.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Mutex;
 
@@ -44,7 +45,8 @@ fn init_logging(config: &Config) -> Result<(), String> {
         _ => "info",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    // Colour codes only on a terminal: in a container log they are noise.
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(std::io::stdout().is_terminal());
     match &config.log_file {
         Some(path) => {
             let file = std::fs::OpenOptions::new()

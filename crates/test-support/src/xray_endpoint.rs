@@ -70,7 +70,9 @@ impl RecordedRequest {
     /// The `TraceSegmentDocuments` of a PutTraceSegments request, each still the JSON text the client sent.
     pub fn trace_segment_documents(&self) -> Vec<String> {
         match self.json().get("TraceSegmentDocuments") {
-            Some(Value::Array(documents)) => documents.iter().filter_map(|doc| doc.as_str().map(str::to_owned)).collect(),
+            Some(Value::Array(documents)) => {
+                documents.iter().filter_map(|doc| doc.as_str().map(str::to_owned)).collect()
+            }
             _ => Vec::new(),
         }
     }
@@ -110,7 +112,8 @@ pub struct XrayEndpoint {
 impl XrayEndpoint {
     /// Binds 127.0.0.1:0 and starts serving.
     pub fn start() -> Self {
-        let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0))).expect("binding the X-Ray endpoint");
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binding the X-Ray endpoint");
+        listener.set_nonblocking(true).expect("a non-blocking listener");
         let address = listener.local_addr().expect("the endpoint's address");
         let shared = Arc::new(Shared::default());
         let (changed, changes) = watch::channel(0);
@@ -204,29 +207,25 @@ impl Drop for XrayEndpoint {
     }
 }
 
-/// A listener that can be rebound on the same port after it was closed.
-fn bind(address: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
-    let socket = tokio::net::TcpSocket::new_v4()?;
-    socket.set_reuseaddr(true)?;
-    socket.bind(address)?;
-    socket.listen(128)
-}
-
 /// Serves while the port should be open; closes the listener and every connection when it should not, so clients
 /// see "connection refused", and rebinds the same port when it should be open again.
 async fn serve(
-    listener: tokio::net::TcpListener,
+    listener: std::net::TcpListener,
     address: SocketAddr,
     mut open: watch::Receiver<Option<bool>>,
     state: EndpointState,
 ) {
     let app = router(state);
-    let mut listener = Some(listener);
+    // Both std and tokio listeners set SO_REUSEADDR, so the port can be bound again after it was closed.
+    let mut listener = Some(tokio::net::TcpListener::from_std(listener).expect("a tokio listener"));
     loop {
         let Some(current) = listener.take() else {
             match *open.borrow_and_update() {
                 None => return,
-                Some(true) => listener = Some(bind(address).expect("rebinding the X-Ray endpoint's port")),
+                Some(true) => {
+                    let rebound = tokio::net::TcpListener::bind(address).await;
+                    listener = Some(rebound.expect("rebinding the X-Ray endpoint's port"));
+                }
                 Some(false) => {}
             }
             if listener.is_none() && open.changed().await.is_err() {
