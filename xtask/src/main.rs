@@ -15,6 +15,8 @@ mod sinks;
 mod sqlx_prepare;
 mod test;
 
+use std::process::ExitCode;
+
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -36,11 +38,19 @@ enum Command {
     SqlxPrepare,
 }
 
-fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
+fn main() -> ExitCode {
+    let outcome = match Cli::parse().command {
         Command::Run(args) => run::run(args),
         Command::Test(args) => test::run(args),
         Command::BenchApi(args) => bench::run(args),
         Command::SqlxPrepare => sqlx_prepare::run(),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // The chain of causes, without a backtrace: these are the user's errors to act on.
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
     }
 }
