@@ -21,6 +21,7 @@ mod reporting;
 mod sender;
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -64,10 +65,24 @@ impl Sockets {
         let tcp_address = Config::resolve(&config.tcp_address)?;
         let io = |context: String| move |source| DaemonError::Io { context, source };
         Ok(Self {
-            udp: UdpSocket::bind(udp_address).await.map_err(io(format!("binding UDP {udp_address} (-b)")))?,
+            udp: bind_udp(udp_address).map_err(io(format!("binding UDP {udp_address} (-b)")))?,
             tcp: TcpListener::bind(tcp_address).await.map_err(io(format!("binding TCP {tcp_address} (-t)")))?,
         })
     }
+}
+
+/// The kernel's receive buffer asked for (Linux caps it at `net.core.rmem_max`): a burst of datagrams waits there
+/// while the reader is descheduled, instead of being dropped before the daemon can count it.
+const UDP_RECEIVE_BUFFER_BYTES: usize = 4 * 1024 * 1024;
+
+fn bind_udp(address: SocketAddr) -> std::io::Result<UdpSocket> {
+    let socket = socket2::Socket::new(socket2::Domain::for_address(address), socket2::Type::DGRAM, None)?;
+    if let Err(error) = socket.set_recv_buffer_size(UDP_RECEIVE_BUFFER_BYTES) {
+        tracing::debug!(%error, "keeping the default UDP receive buffer");
+    }
+    socket.bind(&address.into())?;
+    socket.set_nonblocking(true)?;
+    UdpSocket::from_std(socket.into())
 }
 
 /// Receives, batches and sends segments, proxies the TCP port and reports counters, until `shutdown` completes;
