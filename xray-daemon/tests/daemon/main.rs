@@ -4,4 +4,5 @@
 mod binary;
 mod helpers;
 mod proxy;
+mod sdk;
 mod segments;
