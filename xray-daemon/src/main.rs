@@ -15,7 +15,7 @@ fn main() -> ExitCode {
         Ok(config) => config,
         Err(error) => return fail(&error),
     };
-    if let Err(error) = init_logging(&config) {
+    if let Err(error) = init_logging(&config, cli.log_level.is_some()) {
         return fail(&error);
     }
     let runtime = tokio::runtime::Runtime::new().expect("starting the Tokio runtime");
@@ -35,8 +35,8 @@ fn fail(error: &dyn std::fmt::Display) -> ExitCode {
     ExitCode::FAILURE
 }
 
-/// The official levels: dev is the most verbose, prod logs like info. `RUST_LOG`, when set, wins.
-fn init_logging(config: &Config) -> Result<(), String> {
+/// The official levels: dev is the most verbose, prod logs like info.
+fn init_logging(config: &Config, level_flag: bool) -> Result<(), String> {
     let level = match config.log_level.as_str() {
         "dev" => "trace",
         "debug" => "debug",
@@ -44,7 +44,9 @@ fn init_logging(config: &Config) -> Result<(), String> {
         "error" => "error",
         _ => "info",
     };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    // A level given on the command line wins over RUST_LOG, which wins over cfg.yaml's LogLevel.
+    let from_env = if level_flag { None } else { EnvFilter::try_from_default_env().ok() };
+    let filter = from_env.unwrap_or_else(|| EnvFilter::new(level));
     // Colour codes only on a terminal: in a container log they are noise.
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(std::io::stdout().is_terminal());
     match &config.log_file {

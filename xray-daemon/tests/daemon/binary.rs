@@ -207,3 +207,15 @@ fn outside_local_mode_credentials_come_from_the_instance_metadata_service() {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+#[test]
+fn the_log_level_flag_wins_over_rust_log() {
+    let endpoint = XrayEndpoint::start();
+    let home = tempfile::tempdir().unwrap();
+    let url = endpoint.url();
+    let args = ["-o", "-n", REGION, "-b", "127.0.0.1:0", "-t", "127.0.0.1:0", "--endpoint", &url, "-l", "debug"];
+    let mut daemon = Running::spawn(xray(&args, &[("RUST_LOG", "error")], home.path()));
+    // Logged at info: RUST_LOG=error alone would hide it.
+    daemon.wait_for_line("X-Ray daemon started");
+    assert!(daemon.terminate().success());
+}
