@@ -3,7 +3,8 @@
 //!
 //! It speaks the X-Ray REST-JSON protocol: `POST /TraceSegments` (PutTraceSegments) and `POST /TelemetryRecords`
 //! (PutTelemetryRecords) are decoded as AWS decodes them and answered as AWS answers; any other path (the sampling
-//! API, `POST /GetSamplingRules`, `POST /SamplingTargets`, ...) gets canned AWS-shaped JSON. Every request that reaches
+//! API, `POST /GetSamplingRules`, `POST /SamplingTargets`, ...) gets canned AWS-shaped JSON, and STS `AssumeRole`
+//! on `POST /` gets fixed temporary credentials ([`ASSUMED_ROLE_ACCESS_KEY`]). Every request that reaches
 //! it is recorded with its method, path, headers and body, so tests can check batching and SigV4 signatures.
 //!
 //! It can be told to fail like AWS does: refuse connections (the port is closed, then reopened), answer 500, or
@@ -317,6 +318,9 @@ fn operation(shared: &Shared, method: &Method, path: &str, body: &[u8]) -> (Stat
     if method != Method::POST {
         return aws_error(StatusCode::NOT_FOUND, "UnknownOperationException", "Unknown operation");
     }
+    if path == "/" && body.starts_with(b"Action=AssumeRole&") {
+        return assume_role();
+    }
     let Ok(request) = serde_json::from_slice::<Value>(body) else {
         return aws_error(StatusCode::BAD_REQUEST, "SerializationException", "The body is not JSON");
     };
@@ -349,6 +353,24 @@ fn put_trace_segments(shared: &Shared, request: &Value) -> (StatusCode, Response
         .collect();
     shared.accepted_documents.fetch_add(documents.len(), Ordering::AcqRel);
     ok(json!({ "UnprocessedTraceSegments": unprocessed }))
+}
+
+/// The access key of the credentials [`XrayEndpoint`] hands out when asked, as STS, to assume a role; a daemon run
+/// with `-r` signs with it.
+pub const ASSUMED_ROLE_ACCESS_KEY: &str = "ASIAASSUMEDROLEEXAMPLE";
+
+/// STS `AssumeRole` (query protocol, XML), so a test can point `AWS_ENDPOINT_URL_STS` here too.
+fn assume_role() -> (StatusCode, Response) {
+    let body = format!(
+        "<AssumeRoleResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><AssumeRoleResult><Credentials>\
+         <AccessKeyId>{ASSUMED_ROLE_ACCESS_KEY}</AccessKeyId><SecretAccessKey>assumed-secret</SecretAccessKey>\
+         <SessionToken>assumed-session-token</SessionToken><Expiration>2099-01-01T00:00:00Z</Expiration>\
+         </Credentials><AssumedRoleUser><AssumedRoleId>AROAEXAMPLE:xray-daemon</AssumedRoleId>\
+         <Arn>arn:aws:sts::123456789012:assumed-role/xray/xray-daemon</Arn></AssumedRoleUser></AssumeRoleResult>\
+         <ResponseMetadata><RequestId>c6104cbe-af31-11e0-8154-cbc7ccf896c7</RequestId></ResponseMetadata>\
+         </AssumeRoleResponse>"
+    );
+    (StatusCode::OK, ([("content-type", "text/xml")], body).into_response())
 }
 
 /// The rule every account starts with: one request per second, then 5%.

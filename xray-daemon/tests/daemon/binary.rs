@@ -7,7 +7,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use test_support::xray_endpoint::{WAIT, XrayEndpoint};
+use test_support::xray_endpoint::{ASSUMED_ROLE_ACCESS_KEY, WAIT, XrayEndpoint};
 
 use crate::helpers::{ACCESS_KEY, REGION, SECRET_KEY, name_of, segment_document};
 
@@ -218,4 +218,37 @@ fn the_log_level_flag_wins_over_rust_log() {
     // Logged at info: RUST_LOG=error alone would hide it.
     daemon.wait_for_line("X-Ray daemon started");
     assert!(daemon.terminate().success());
+}
+
+#[test]
+fn with_a_role_arn_segments_are_signed_with_the_assumed_role() {
+    let endpoint = XrayEndpoint::start();
+    let home = tempfile::tempdir().unwrap();
+    let url = endpoint.url();
+    let env = [
+        ("AWS_ACCESS_KEY_ID", ACCESS_KEY),
+        ("AWS_SECRET_ACCESS_KEY", SECRET_KEY),
+        // STS answers from the same local endpoint.
+        ("AWS_ENDPOINT_URL_STS", url.as_str()),
+    ];
+    let role = "arn:aws:iam::123456789012:role/xray";
+    let args = ["-o", "-n", REGION, "-b", "127.0.0.1:0", "-t", "127.0.0.1:0", "--endpoint", &url, "-r", role];
+    let daemon = Running::spawn(xray(&args, &env, home.path()));
+    let document = segment_document("as-the-role", 0);
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .send_to(format!("{{\"format\":\"json\",\"version\":1}}\n{document}").as_bytes(), daemon.udp_address())
+        .unwrap();
+
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(endpoint.wait_for_documents(1));
+    let assume_role = &endpoint.requests_to("/")[0];
+    let form = String::from_utf8_lossy(&assume_role.body).into_owned();
+    assert!(
+        form.contains("Action=AssumeRole") && form.contains("RoleArn=arn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2Fxray")
+    );
+    let batch = &endpoint.accepted_batches()[0];
+    let authorization = batch.header("authorization").unwrap();
+    assert!(authorization.contains(&format!("Credential={ASSUMED_ROLE_ACCESS_KEY}/")), "{authorization}");
+    assert_eq!(batch.header("x-amz-security-token"), Some("assumed-session-token"));
 }
