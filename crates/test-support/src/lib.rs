@@ -6,4 +6,5 @@
 pub mod otlp;
 pub mod postgres;
 pub mod udp_sink;
+pub mod xray_control;
 pub mod xray_endpoint;

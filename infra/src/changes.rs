@@ -1,0 +1,300 @@
+//! Comparing what X-Ray holds with what we want, and making them equal.
+
+use std::fmt;
+
+use aws_sdk_xray::Client;
+use aws_sdk_xray::types::{SamplingRule, SamplingRuleUpdate};
+
+use crate::{InfraError, SamplingRuleSpec};
+
+/// What we want in X-Ray.
+#[derive(Debug, Clone)]
+pub struct Desired {
+    pub group_name: String,
+    pub filter_expression: String,
+    pub rule: SamplingRuleSpec,
+}
+
+/// What happens (or would happen) to one resource.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    Create,
+    Update(Vec<FieldChange>),
+    Unchanged,
+}
+
+/// One field that differs: what X-Ray has, and what we want.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldChange {
+    pub field: &'static str,
+    pub from: String,
+    pub to: String,
+}
+
+/// The changes to the group and to the sampling rule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub group_name: String,
+    pub rule_name: String,
+    pub group: Change,
+    pub rule: Change,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.group == Change::Unchanged && self.rule == Change::Unchanged
+    }
+}
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (kind, name, change) in
+            [("group", &self.group_name, &self.group), ("sampling rule", &self.rule_name, &self.rule)]
+        {
+            match change {
+                Change::Create => writeln!(f, "+ create {kind} {name}")?,
+                Change::Unchanged => writeln!(f, "= {kind} {name} is up to date")?,
+                Change::Update(fields) => {
+                    writeln!(f, "~ update {kind} {name}")?;
+                    for FieldChange { field, from, to } in fields {
+                        writeln!(f, "    {field}: {from} -> {to}")?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What `destroy` removed (`false`: it was already absent).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Destroyed {
+    pub group: bool,
+    pub rule: bool,
+}
+
+/// What X-Ray holds: groups as (name, filter expression), and the sampling rules.
+#[derive(Debug, Clone)]
+pub struct Listing {
+    pub groups: Vec<(String, String)>,
+    pub rules: Vec<SamplingRule>,
+}
+
+impl fmt::Display for Listing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "groups:")?;
+        for (name, filter) in &self.groups {
+            writeln!(f, "  {name}: {filter}")?;
+        }
+        writeln!(f, "sampling rules:")?;
+        for rule in &self.rules {
+            writeln!(
+                f,
+                "  {} (priority {}, fixed rate {}, reservoir {}/s): service {} {} {} {}",
+                rule.rule_name().unwrap_or("?"),
+                rule.priority(),
+                rule.fixed_rate(),
+                rule.reservoir_size(),
+                rule.service_name(),
+                rule.http_method(),
+                rule.host(),
+                rule.url_path()
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// What [`apply`] would do.
+pub async fn plan(client: &Client, desired: &Desired) -> Result<Plan, InfraError> {
+    let group = match find_group(client, &desired.group_name).await? {
+        None => Change::Create,
+        Some(filter) if filter == desired.filter_expression => Change::Unchanged,
+        Some(filter) => Change::Update(vec![FieldChange {
+            field: "FilterExpression",
+            from: filter,
+            to: desired.filter_expression.clone(),
+        }]),
+    };
+    let rule = match find_rule(client, &desired.rule.rule_name).await? {
+        None => Change::Create,
+        Some(current) => {
+            let fields = rule_differences(&current, &desired.rule);
+            if fields.is_empty() { Change::Unchanged } else { Change::Update(fields) }
+        }
+    };
+    Ok(Plan { group_name: desired.group_name.clone(), rule_name: desired.rule.rule_name.clone(), group, rule })
+}
+
+/// Makes X-Ray hold `desired`, changing only what differs; returns what it did.
+pub async fn apply(client: &Client, desired: &Desired) -> Result<Plan, InfraError> {
+    let plan = plan(client, desired).await?;
+    match &plan.group {
+        Change::Create => {
+            client
+                .create_group()
+                .group_name(&desired.group_name)
+                .filter_expression(&desired.filter_expression)
+                .send()
+                .await
+                .map_err(InfraError::aws("CreateGroup"))?;
+        }
+        Change::Update(_) => {
+            client
+                .update_group()
+                .group_name(&desired.group_name)
+                .filter_expression(&desired.filter_expression)
+                .send()
+                .await
+                .map_err(InfraError::aws("UpdateGroup"))?;
+        }
+        Change::Unchanged => {}
+    }
+    match &plan.rule {
+        Change::Create => {
+            client
+                .create_sampling_rule()
+                .sampling_rule(sampling_rule(&desired.rule))
+                .send()
+                .await
+                .map_err(InfraError::aws("CreateSamplingRule"))?;
+        }
+        Change::Update(_) => {
+            client
+                .update_sampling_rule()
+                .sampling_rule_update(rule_update(&desired.rule))
+                .send()
+                .await
+                .map_err(InfraError::aws("UpdateSamplingRule"))?;
+        }
+        Change::Unchanged => {}
+    }
+    Ok(plan)
+}
+
+/// Removes the group and the rule; either being absent already is fine.
+pub async fn destroy(client: &Client, group_name: &str, rule_name: &str) -> Result<Destroyed, InfraError> {
+    let group = find_group(client, group_name).await?.is_some();
+    if group {
+        client.delete_group().group_name(group_name).send().await.map_err(InfraError::aws("DeleteGroup"))?;
+    }
+    let rule = find_rule(client, rule_name).await?.is_some();
+    if rule {
+        client
+            .delete_sampling_rule()
+            .rule_name(rule_name)
+            .send()
+            .await
+            .map_err(InfraError::aws("DeleteSamplingRule"))?;
+    }
+    Ok(Destroyed { group, rule })
+}
+
+/// Every group and sampling rule X-Ray holds.
+pub async fn show(client: &Client) -> Result<Listing, InfraError> {
+    Ok(Listing { groups: groups(client).await?, rules: rules(client).await? })
+}
+
+async fn groups(client: &Client) -> Result<Vec<(String, String)>, InfraError> {
+    let mut found = Vec::new();
+    let mut next_token = None;
+    loop {
+        let page = client.get_groups().set_next_token(next_token).send().await.map_err(InfraError::aws("GetGroups"))?;
+        found.extend(page.groups().iter().map(|group| {
+            (
+                group.group_name().unwrap_or_default().to_owned(),
+                group.filter_expression().unwrap_or_default().to_owned(),
+            )
+        }));
+        match page.next_token() {
+            Some(token) if !token.is_empty() => next_token = Some(token.to_owned()),
+            _ => return Ok(found),
+        }
+    }
+}
+
+async fn rules(client: &Client) -> Result<Vec<SamplingRule>, InfraError> {
+    let mut found = Vec::new();
+    let mut next_token = None;
+    loop {
+        let page = client
+            .get_sampling_rules()
+            .set_next_token(next_token)
+            .send()
+            .await
+            .map_err(InfraError::aws("GetSamplingRules"))?;
+        found.extend(page.sampling_rule_records().iter().filter_map(|record| record.sampling_rule().cloned()));
+        match page.next_token() {
+            Some(token) if !token.is_empty() => next_token = Some(token.to_owned()),
+            _ => return Ok(found),
+        }
+    }
+}
+
+/// The group's filter expression, if the group exists.
+async fn find_group(client: &Client, name: &str) -> Result<Option<String>, InfraError> {
+    Ok(groups(client).await?.into_iter().find(|(group, _)| group == name).map(|(_, filter)| filter))
+}
+
+async fn find_rule(client: &Client, name: &str) -> Result<Option<SamplingRule>, InfraError> {
+    Ok(rules(client).await?.into_iter().find(|rule| rule.rule_name() == Some(name)))
+}
+
+fn rule_differences(current: &SamplingRule, desired: &SamplingRuleSpec) -> Vec<FieldChange> {
+    let current_attributes: std::collections::BTreeMap<_, _> =
+        current.attributes().into_iter().flatten().map(|(name, value)| (name.clone(), value.clone())).collect();
+    let pairs = [
+        ("ResourceARN", current.resource_arn().to_owned(), desired.resource_arn.clone()),
+        ("Priority", current.priority().to_string(), desired.priority.to_string()),
+        ("FixedRate", current.fixed_rate().to_string(), desired.fixed_rate.to_string()),
+        ("ReservoirSize", current.reservoir_size().to_string(), desired.reservoir_size.to_string()),
+        ("ServiceName", current.service_name().to_owned(), desired.service_name.clone()),
+        ("ServiceType", current.service_type().to_owned(), desired.service_type.clone()),
+        ("Host", current.host().to_owned(), desired.host.clone()),
+        ("HTTPMethod", current.http_method().to_owned(), desired.http_method.clone()),
+        ("URLPath", current.url_path().to_owned(), desired.url_path.clone()),
+        ("Attributes", format!("{current_attributes:?}"), format!("{:?}", desired.attributes)),
+    ];
+    pairs
+        .into_iter()
+        .filter(|(_, from, to)| from != to)
+        .map(|(field, from, to)| FieldChange { field, from, to })
+        .collect()
+}
+
+fn sampling_rule(rule: &SamplingRuleSpec) -> SamplingRule {
+    SamplingRule::builder()
+        .rule_name(&rule.rule_name)
+        .resource_arn(&rule.resource_arn)
+        .priority(rule.priority)
+        .fixed_rate(rule.fixed_rate)
+        .reservoir_size(rule.reservoir_size)
+        .service_name(&rule.service_name)
+        .service_type(&rule.service_type)
+        .host(&rule.host)
+        .http_method(&rule.http_method)
+        .url_path(&rule.url_path)
+        .version(rule.version)
+        .set_attributes(
+            Some(rule.attributes.clone().into_iter().collect())
+                .filter(|map: &std::collections::HashMap<_, _>| !map.is_empty()),
+        )
+        .build()
+        .expect("every required field of a sampling rule is set")
+}
+
+fn rule_update(rule: &SamplingRuleSpec) -> SamplingRuleUpdate {
+    SamplingRuleUpdate::builder()
+        .rule_name(&rule.rule_name)
+        .resource_arn(&rule.resource_arn)
+        .priority(rule.priority)
+        .fixed_rate(rule.fixed_rate)
+        .reservoir_size(rule.reservoir_size)
+        .service_name(&rule.service_name)
+        .service_type(&rule.service_type)
+        .host(&rule.host)
+        .http_method(&rule.http_method)
+        .url_path(&rule.url_path)
+        .set_attributes(Some(rule.attributes.clone().into_iter().collect()))
+        .build()
+}
