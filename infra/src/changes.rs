@@ -262,39 +262,31 @@ fn rule_differences(current: &SamplingRule, desired: &SamplingRuleSpec) -> Vec<F
         .collect()
 }
 
+/// Sets the fields a new rule and a rule update share (the SDK has one builder for each, with the same setters).
+macro_rules! with_rule_fields {
+    ($builder:expr, $rule:expr) => {
+        $builder
+            .rule_name(&$rule.rule_name)
+            .resource_arn(&$rule.resource_arn)
+            .priority($rule.priority)
+            .fixed_rate($rule.fixed_rate)
+            .reservoir_size($rule.reservoir_size)
+            .service_name(&$rule.service_name)
+            .service_type(&$rule.service_type)
+            .host(&$rule.host)
+            .http_method(&$rule.http_method)
+            .url_path(&$rule.url_path)
+            .set_attributes(Some($rule.attributes.clone().into_iter().collect()))
+    };
+}
+
 fn sampling_rule(rule: &SamplingRuleSpec) -> SamplingRule {
-    SamplingRule::builder()
-        .rule_name(&rule.rule_name)
-        .resource_arn(&rule.resource_arn)
-        .priority(rule.priority)
-        .fixed_rate(rule.fixed_rate)
-        .reservoir_size(rule.reservoir_size)
-        .service_name(&rule.service_name)
-        .service_type(&rule.service_type)
-        .host(&rule.host)
-        .http_method(&rule.http_method)
-        .url_path(&rule.url_path)
+    with_rule_fields!(SamplingRule::builder(), rule)
         .version(rule.version)
-        .set_attributes(
-            Some(rule.attributes.clone().into_iter().collect())
-                .filter(|map: &std::collections::HashMap<_, _>| !map.is_empty()),
-        )
         .build()
         .expect("every required field of a sampling rule is set")
 }
 
 fn rule_update(rule: &SamplingRuleSpec) -> SamplingRuleUpdate {
-    SamplingRuleUpdate::builder()
-        .rule_name(&rule.rule_name)
-        .resource_arn(&rule.resource_arn)
-        .priority(rule.priority)
-        .fixed_rate(rule.fixed_rate)
-        .reservoir_size(rule.reservoir_size)
-        .service_name(&rule.service_name)
-        .service_type(&rule.service_type)
-        .host(&rule.host)
-        .http_method(&rule.http_method)
-        .url_path(&rule.url_path)
-        .set_attributes(Some(rule.attributes.clone().into_iter().collect()))
-        .build()
+    with_rule_fields!(SamplingRuleUpdate::builder(), rule).build()
 }
