@@ -83,6 +83,12 @@ impl Drop for Running {
     }
 }
 
+/// Sends one segment named `name` as an SDK does.
+fn send_segment(daemon: SocketAddr, name: &str) {
+    let datagram = format!("{{\"format\":\"json\",\"version\":1}}\n{}", segment_document(name, 0));
+    UdpSocket::bind("127.0.0.1:0").unwrap().send_to(datagram.as_bytes(), daemon).unwrap();
+}
+
 #[test]
 fn without_a_region_it_says_in_one_line_which_flag_or_variable_to_set() {
     let home = tempfile::tempdir().unwrap();
@@ -131,10 +137,8 @@ fn sigterm_flushes_the_buffered_segments_and_exits_0() {
     let mut daemon = Running::spawn(xray(&args, &credentials, home.path()));
     let udp = daemon.udp_address();
 
-    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
     for index in 0..5 {
-        let document = segment_document(&format!("before-sigterm-{index}"), 0);
-        client.send_to(format!("{{\"format\":\"json\",\"version\":1}}\n{document}").as_bytes(), udp).unwrap();
+        send_segment(udp, &format!("before-sigterm-{index}"));
     }
     let status = daemon.terminate();
 
@@ -177,11 +181,7 @@ fn run_without_credentials(local_mode: bool, metadata_url: &str, home: &std::pat
     }
     let daemon = Running::spawn(xray(&args, &[("AWS_EC2_METADATA_SERVICE_ENDPOINT", metadata_url)], home));
     let udp = daemon.udp_address();
-    let document = segment_document("needs-credentials", 0);
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .send_to(format!("{{\"format\":\"json\",\"version\":1}}\n{document}").as_bytes(), udp)
-        .unwrap();
+    send_segment(udp, "needs-credentials");
     daemon
 }
 
@@ -234,11 +234,7 @@ fn with_a_role_arn_segments_are_signed_with_the_assumed_role() {
     let role = "arn:aws:iam::123456789012:role/xray";
     let args = ["-o", "-n", REGION, "-b", "127.0.0.1:0", "-t", "127.0.0.1:0", "--endpoint", &url, "-r", role];
     let daemon = Running::spawn(xray(&args, &env, home.path()));
-    let document = segment_document("as-the-role", 0);
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .send_to(format!("{{\"format\":\"json\",\"version\":1}}\n{document}").as_bytes(), daemon.udp_address())
-        .unwrap();
+    send_segment(daemon.udp_address(), "as-the-role");
 
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     runtime.block_on(endpoint.wait_for_documents(1));
