@@ -140,9 +140,12 @@ async fn sign_request(sdk: &SdkConfig, request: &mut http::Request<Vec<u8>>) -> 
         .build()
         .map_err(|error| format!("signing parameters: {error}"))?
         .into();
+    // Only the headers no hop has reason to touch are signed; the others travel unsigned, so a sidecar that
+    // rewrites one of them (accept-encoding, user-agent...) cannot break the signature.
     let headers: Vec<(String, String)> = request
         .headers()
         .iter()
+        .filter(|(name, _)| is_signed(name))
         .filter_map(|(name, value)| Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned())))
         .collect();
     let signable = SignableRequest::new(
@@ -155,6 +158,11 @@ async fn sign_request(sdk: &SdkConfig, request: &mut http::Request<Vec<u8>>) -> 
     let (instructions, _signature) = sign(signable, &params).map_err(|error| format!("signing: {error}"))?.into_parts();
     instructions.apply_to_request_http1x(request);
     Ok(())
+}
+
+/// The headers a signature covers: the target, the body's type, and AWS's own.
+fn is_signed(name: &HeaderName) -> bool {
+    name == HOST || name == http::header::CONTENT_TYPE || name.as_str().starts_with("x-amz-")
 }
 
 #[cfg(test)]

@@ -67,6 +67,9 @@ async fn get_sampling_rules_is_forwarded_signed_without_hop_by_hop_or_sidecar_he
     assert_eq!(request.header("host"), Some(endpoint.address().to_string().as_str()), "Host names X-Ray");
     assert_eq!(request.json(), json!({}));
     assert_signed_for_xray(request);
+    // Only what no hop rewrites is signed: a sidecar changing user-agent or accept-encoding keeps it valid.
+    let authorization = request.header("authorization").expect("signed");
+    assert!(authorization.contains("SignedHeaders=content-type;host;x-amz-date,"), "{authorization}");
 }
 
 #[tokio::test]
