@@ -1,0 +1,64 @@
+//! The frontend's web server: the built wasm bundle from a folder, `index.html` for every other path (the app routes
+//! in the browser), and `/config.json` with the settings the app reads at run time, so one bundle serves any
+//! deployment (the backend URL is not compiled into the wasm).
+
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+
+use axum::routing::get;
+use axum::{Json, Router};
+use clap::Parser;
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tower_http::compression::CompressionLayer;
+use tower_http::services::{ServeDir, ServeFile};
+
+/// Serves the Cruddur frontend.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "cruddur-frontend", version, about)]
+pub struct Config {
+    /// Port to serve on.
+    #[arg(long, env = "PORT", default_value_t = 3000)]
+    pub port: u16,
+    /// Address to bind.
+    #[arg(long, env = "BIND_ADDRESS", default_value_t = IpAddr::V4(Ipv4Addr::UNSPECIFIED))]
+    pub bind_address: IpAddr,
+    /// Where the browser reaches the API.
+    #[arg(long, env = "BACKEND_URL", default_value = "http://localhost:4567")]
+    pub backend_url: String,
+    /// The built bundle (index.html, the wasm and its JavaScript, CSS).
+    #[arg(long, env = "FRONTEND_DIST", default_value = "frontend/dist")]
+    pub dist: PathBuf,
+}
+
+impl Config {
+    pub fn listen_address(&self) -> SocketAddr {
+        SocketAddr::new(self.bind_address, self.port)
+    }
+}
+
+/// What the app fetches at start-up.
+#[derive(Debug, Clone, Serialize)]
+struct RuntimeConfig {
+    backend_url: String,
+}
+
+pub fn app(config: &Config) -> Router {
+    let runtime = RuntimeConfig { backend_url: config.backend_url.trim_end_matches('/').to_owned() };
+    let index = config.dist.join("index.html");
+    Router::new()
+        .route("/config.json", get(move || async move { Json(runtime) }))
+        .route("/health", get(|| async { "ok" }))
+        .fallback_service(ServeDir::new(&config.dist).fallback(ServeFile::new(index)))
+        .layer(CompressionLayer::new())
+}
+
+/// Serves until `shutdown` completes.
+pub async fn run(
+    listener: TcpListener,
+    config: &Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app(config)).with_graceful_shutdown(shutdown).await
+}
