@@ -35,16 +35,6 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("binding {} (PORT)", config.listen_address()))?;
     tracing::info!(address = %listener.local_addr()?, "Cruddur API listening");
     let router = app(AppState { db: pool, tokens }, config.frontend_url.clone(), telemetry.relay());
-    serve(listener, router, shutdown_signal()).await.context("serving")?;
+    serve(listener, router, shutdown::signal()).await.context("serving")?;
     Ok(())
-}
-
-/// Completes on SIGINT (Ctrl-C) or SIGTERM (docker stop).
-async fn shutdown_signal() {
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("installing the SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate.recv() => {}
-    }
 }

@@ -22,7 +22,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         let sdk = aws::load(&config).await?;
         let sockets = Sockets::bind(&config).await?;
-        run(sockets, &config, sdk, Counters::default(), shutdown_signal()).await
+        run(sockets, &config, sdk, Counters::default(), shutdown::signal()).await
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -61,14 +61,4 @@ fn init_logging(config: &Config, level_flag: bool) -> Result<(), String> {
         None => builder.init(),
     }
     Ok(())
-}
-
-/// Completes on SIGINT (Ctrl-C) or SIGTERM (docker stop).
-async fn shutdown_signal() {
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("installing the SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate.recv() => {}
-    }
 }

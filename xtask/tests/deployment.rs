@@ -284,6 +284,7 @@ fn env_sample_lists_every_variable_the_binaries_read() {
         .collect();
     let mut read_somewhere = backend_vars();
     read_somewhere.extend(daemon_vars());
+    read_somewhere.extend(clap_vars(cruddur_frontend_server::Config::command()));
     for name in &read_somewhere {
         // The SDK's own credential variables are documented by AWS; the region is ours to show.
         let sdk_only = AWS_CHAIN.contains(&name.as_str()) && name != "AWS_REGION";

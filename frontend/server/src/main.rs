@@ -19,14 +19,5 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {} (PORT)", config.listen_address()))?;
     tracing::info!(address = %listener.local_addr()?, backend = %config.backend_url, "Cruddur frontend listening");
-    run(listener, &config, async {
-        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("installing the SIGTERM handler");
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = terminate.recv() => {}
-        }
-    })
-    .await
-    .context("serving")
+    run(listener, &config, shutdown::signal()).await.context("serving")
 }
