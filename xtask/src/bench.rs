@@ -13,7 +13,7 @@ use local_postgres::Cluster;
 
 use crate::install;
 use crate::process::{Services, cargo, step, wait_for_port, workspace_root};
-use crate::sinks::{OtlpSink, SegmentSink};
+use crate::sinks::{HttpSink, SegmentSink};
 
 #[derive(clap::Args)]
 pub(crate) struct Args {
@@ -65,7 +65,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     step("building the backend (release)", cargo().args(["build", "--release", "--package", "cruddur-backend"]))?;
     let cluster = Cluster::start_throwaway()?;
     cluster.ensure_database("bench")?;
-    let otlp = OtlpSink::start()?;
+    let otlp = HttpSink::start(false)?;
     let xray = SegmentSink::start()?;
 
     let modes = match args.tracing {
@@ -99,7 +99,7 @@ fn measure(
     args: &Args,
     cluster: &Cluster,
     mode: Tracing,
-    otlp: &OtlpSink,
+    otlp: &HttpSink,
     xray: &SegmentSink,
 ) -> anyhow::Result<Measured> {
     let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();

@@ -5,6 +5,7 @@
 //! - `cargo xtask test`: every check and test CI runs, installing what they need first.
 //! - `cargo xtask bench-api`: requests/s and p99 latency of `/api/activities/home` on the seeded database, with
 //!   tracing off, to OTLP, to X-Ray, and to both.
+//! - `cargo xtask smoke`: the stack as real processes, one request followed from the frontend's origin to X-Ray.
 //! - `cargo xtask sqlx-prepare`: regenerates `backend/.sqlx` after a query or a migration changed.
 
 mod bench;
@@ -12,6 +13,7 @@ mod install;
 mod process;
 mod run;
 mod sinks;
+mod smoke;
 mod sqlx_prepare;
 mod test;
 
@@ -34,6 +36,8 @@ enum Command {
     Test(test::Args),
     /// Measure requests/s and p99 latency of the home feed.
     BenchApi(bench::Args),
+    /// Start the whole stack as real processes and follow one request from the frontend's origin to X-Ray.
+    Smoke,
     /// Regenerate the committed sqlx query data (backend/.sqlx) against a throwaway database.
     SqlxPrepare,
 }
@@ -43,6 +47,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Test(args) => test::run(args),
         Command::BenchApi(args) => bench::run(args),
+        Command::Smoke => smoke::run(),
         Command::SqlxPrepare => sqlx_prepare::run(),
     };
     match outcome {

@@ -17,6 +17,8 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         step("clippy", cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
     }
     step("tests", cargo().args(["test", "--workspace"]))?;
+    eprintln!("\n==> whole-stack smoke check");
+    crate::smoke::run()?;
     eprintln!("\nall checks and tests passed");
     Ok(())
 }
