@@ -8,11 +8,14 @@ use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+/// The (path, body) of each request received.
+type Recorded = Mutex<Vec<(String, Vec<u8>)>>;
+
 /// Accepts HTTP POSTs (keep-alive, `Content-Length` bodies), counts them, and keeps (path, body) when asked to.
 pub(crate) struct HttpSink {
     pub(crate) address: SocketAddr,
     pub(crate) exports: Arc<AtomicU64>,
-    recorded: Option<Arc<Mutex<Vec<(String, Vec<u8>)>>>>,
+    recorded: Option<Arc<Recorded>>,
 }
 
 impl HttpSink {
@@ -38,7 +41,7 @@ impl HttpSink {
     }
 }
 
-fn serve_connection(stream: TcpStream, exports: &AtomicU64, kept: Option<&Mutex<Vec<(String, Vec<u8>)>>>) {
+fn serve_connection(stream: TcpStream, exports: &AtomicU64, kept: Option<&Recorded>) {
     let mut writer = match stream.try_clone() {
         Ok(writer) => writer,
         Err(_) => return,
