@@ -18,7 +18,9 @@ pub struct Desired {
 /// What happens (or would happen) to one resource.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
-    Create,
+    /// It is absent: created with these fields (name, value).
+    Create(Vec<(&'static str, String)>),
+    /// These fields differ.
     Update(Vec<FieldChange>),
     Unchanged,
 }
@@ -47,19 +49,25 @@ impl Plan {
 }
 
 impl fmt::Display for Plan {
+    /// `+ create` with the new fields, `~ update` with `field: old -> new`, `= ... is up to date`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (kind, name, change) in
             [("group", &self.group_name, &self.group), ("sampling rule", &self.rule_name, &self.rule)]
         {
             match change {
-                Change::Create => writeln!(f, "+ create {kind} {name}")?,
-                Change::Unchanged => writeln!(f, "= {kind} {name} is up to date")?,
+                Change::Create(fields) => {
+                    writeln!(f, "+ create {kind} {name}")?;
+                    for (field, value) in fields {
+                        writeln!(f, "    {field}: {value}")?;
+                    }
+                }
                 Change::Update(fields) => {
                     writeln!(f, "~ update {kind} {name}")?;
                     for FieldChange { field, from, to } in fields {
                         writeln!(f, "    {field}: {from} -> {to}")?;
                     }
                 }
+                Change::Unchanged => writeln!(f, "= {kind} {name} is up to date")?,
             }
         }
         Ok(())
@@ -67,10 +75,27 @@ impl fmt::Display for Plan {
 }
 
 /// What `destroy` removed (`false`: it was already absent).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Destroyed {
+    pub group_name: String,
+    pub rule_name: String,
     pub group: bool,
     pub rule: bool,
+}
+
+impl fmt::Display for Destroyed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (kind, name, removed) in
+            [("group", &self.group_name, self.group), ("sampling rule", &self.rule_name, self.rule)]
+        {
+            if removed {
+                writeln!(f, "- deleted {kind} {name}")?;
+            } else {
+                writeln!(f, "= {kind} {name} was already absent")?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// What X-Ray holds: groups as (name, filter expression), and the sampling rules.
@@ -83,6 +108,9 @@ pub struct Listing {
 impl fmt::Display for Listing {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "groups:")?;
+        if self.groups.is_empty() {
+            writeln!(f, "  (none)")?;
+        }
         for (name, filter) in &self.groups {
             writeln!(f, "  {name}: {filter}")?;
         }
@@ -90,12 +118,13 @@ impl fmt::Display for Listing {
         for rule in &self.rules {
             writeln!(
                 f,
-                "  {} (priority {}, fixed rate {}, reservoir {}/s): service {} {} {} {}",
+                "  {} (priority {}, fixed rate {}, reservoir {}/s): service {}, type {}, method {}, host {}, path {}",
                 rule.rule_name().unwrap_or("?"),
                 rule.priority(),
                 rule.fixed_rate(),
                 rule.reservoir_size(),
                 rule.service_name(),
+                rule.service_type(),
                 rule.http_method(),
                 rule.host(),
                 rule.url_path()
@@ -107,20 +136,24 @@ impl fmt::Display for Listing {
 
 /// What [`apply`] would do.
 pub async fn plan(client: &Client, desired: &Desired) -> Result<Plan, InfraError> {
+    let filter = || desired.filter_expression.clone();
     let group = match find_group(client, &desired.group_name).await? {
-        None => Change::Create,
-        Some(filter) if filter == desired.filter_expression => Change::Unchanged,
-        Some(filter) => Change::Update(vec![FieldChange {
-            field: "FilterExpression",
-            from: filter,
-            to: desired.filter_expression.clone(),
-        }]),
+        None => Change::Create(vec![("FilterExpression", filter())]),
+        Some(current) if current == desired.filter_expression => Change::Unchanged,
+        Some(current) => Change::Update(vec![FieldChange { field: "FilterExpression", from: current, to: filter() }]),
     };
+    let wanted = desired.rule.fields();
     let rule = match find_rule(client, &desired.rule.rule_name).await? {
-        None => Change::Create,
+        None => Change::Create(wanted),
         Some(current) => {
-            let fields = rule_differences(&current, &desired.rule);
-            if fields.is_empty() { Change::Unchanged } else { Change::Update(fields) }
+            let differences: Vec<FieldChange> = SamplingRuleSpec::from(&current)
+                .fields()
+                .into_iter()
+                .zip(wanted)
+                .filter(|((_, from), (_, to))| from != to)
+                .map(|((field, from), (_, to))| FieldChange { field, from, to })
+                .collect();
+            if differences.is_empty() { Change::Unchanged } else { Change::Update(differences) }
         }
     };
     Ok(Plan { group_name: desired.group_name.clone(), rule_name: desired.rule.rule_name.clone(), group, rule })
@@ -130,7 +163,7 @@ pub async fn plan(client: &Client, desired: &Desired) -> Result<Plan, InfraError
 pub async fn apply(client: &Client, desired: &Desired) -> Result<Plan, InfraError> {
     let plan = plan(client, desired).await?;
     match &plan.group {
-        Change::Create => {
+        Change::Create(_) => {
             client
                 .create_group()
                 .group_name(&desired.group_name)
@@ -151,7 +184,7 @@ pub async fn apply(client: &Client, desired: &Desired) -> Result<Plan, InfraErro
         Change::Unchanged => {}
     }
     match &plan.rule {
-        Change::Create => {
+        Change::Create(_) => {
             client
                 .create_sampling_rule()
                 .sampling_rule(sampling_rule(&desired.rule))
@@ -187,7 +220,7 @@ pub async fn destroy(client: &Client, group_name: &str, rule_name: &str) -> Resu
             .await
             .map_err(InfraError::aws("DeleteSamplingRule"))?;
     }
-    Ok(Destroyed { group, rule })
+    Ok(Destroyed { group_name: group_name.to_owned(), rule_name: rule_name.to_owned(), group, rule })
 }
 
 /// Every group and sampling rule X-Ray holds.
@@ -238,28 +271,6 @@ async fn find_group(client: &Client, name: &str) -> Result<Option<String>, Infra
 
 async fn find_rule(client: &Client, name: &str) -> Result<Option<SamplingRule>, InfraError> {
     Ok(rules(client).await?.into_iter().find(|rule| rule.rule_name() == Some(name)))
-}
-
-fn rule_differences(current: &SamplingRule, desired: &SamplingRuleSpec) -> Vec<FieldChange> {
-    let current_attributes: std::collections::BTreeMap<_, _> =
-        current.attributes().into_iter().flatten().map(|(name, value)| (name.clone(), value.clone())).collect();
-    let pairs = [
-        ("ResourceARN", current.resource_arn().to_owned(), desired.resource_arn.clone()),
-        ("Priority", current.priority().to_string(), desired.priority.to_string()),
-        ("FixedRate", current.fixed_rate().to_string(), desired.fixed_rate.to_string()),
-        ("ReservoirSize", current.reservoir_size().to_string(), desired.reservoir_size.to_string()),
-        ("ServiceName", current.service_name().to_owned(), desired.service_name.clone()),
-        ("ServiceType", current.service_type().to_owned(), desired.service_type.clone()),
-        ("Host", current.host().to_owned(), desired.host.clone()),
-        ("HTTPMethod", current.http_method().to_owned(), desired.http_method.clone()),
-        ("URLPath", current.url_path().to_owned(), desired.url_path.clone()),
-        ("Attributes", format!("{current_attributes:?}"), format!("{:?}", desired.attributes)),
-    ];
-    pairs
-        .into_iter()
-        .filter(|(_, from, to)| from != to)
-        .map(|(field, from, to)| FieldChange { field, from, to })
-        .collect()
 }
 
 /// Sets the fields a new rule and a rule update share (the SDK has one builder for each, with the same setters).

@@ -3,8 +3,9 @@
 //! reported with the field's name and the file's path instead of an AWS error after half the work.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use aws_sdk_xray::types::SamplingRule;
 use serde_json::{Map, Value};
 
 use crate::InfraError;
@@ -26,10 +27,55 @@ pub struct SamplingRuleSpec {
     pub attributes: BTreeMap<String, String>,
 }
 
-/// The keys the CLI format allows in `SamplingRule`.
-const KNOWN: [&str; 14] = [
+impl SamplingRuleSpec {
+    /// The fields X-Ray lets us set and change, by their names in the file, as text for plans: what a new rule is
+    /// created with, and what is compared with the rule X-Ray holds (RuleName identifies it; Version can only be 1).
+    pub fn fields(&self) -> Vec<(&'static str, String)> {
+        let attributes: Map<String, Value> =
+            self.attributes.iter().map(|(name, value)| (name.clone(), Value::from(value.as_str()))).collect();
+        vec![
+            ("ResourceARN", self.resource_arn.clone()),
+            ("Priority", self.priority.to_string()),
+            ("FixedRate", self.fixed_rate.to_string()),
+            ("ReservoirSize", self.reservoir_size.to_string()),
+            ("ServiceName", self.service_name.clone()),
+            ("ServiceType", self.service_type.clone()),
+            ("Host", self.host.clone()),
+            ("HTTPMethod", self.http_method.clone()),
+            ("URLPath", self.url_path.clone()),
+            ("Attributes", Value::Object(attributes).to_string()),
+        ]
+    }
+}
+
+impl From<&SamplingRule> for SamplingRuleSpec {
+    /// The rule X-Ray holds, in our terms, to compare it with the file.
+    fn from(rule: &SamplingRule) -> Self {
+        Self {
+            rule_name: rule.rule_name().unwrap_or_default().to_owned(),
+            resource_arn: rule.resource_arn().to_owned(),
+            priority: rule.priority(),
+            fixed_rate: rule.fixed_rate(),
+            reservoir_size: rule.reservoir_size(),
+            service_name: rule.service_name().to_owned(),
+            service_type: rule.service_type().to_owned(),
+            host: rule.host().to_owned(),
+            http_method: rule.http_method().to_owned(),
+            url_path: rule.url_path().to_owned(),
+            version: rule.version(),
+            attributes: rule
+                .attributes()
+                .into_iter()
+                .flatten()
+                .map(|(name, value)| (name.clone(), value.clone()))
+                .collect(),
+        }
+    }
+}
+
+/// The members of `SamplingRule` in the CLI format that a rule file may hold.
+const FIELDS: [&str; 12] = [
     "RuleName",
-    "RuleARN",
     "ResourceARN",
     "Priority",
     "FixedRate",
@@ -41,29 +87,58 @@ const KNOWN: [&str; 14] = [
     "URLPath",
     "Version",
     "Attributes",
-    "SamplingRateBoost",
 ];
+
+/// Members of the CLI format this tool does not manage: rather than ignore them silently, it says so.
+const UNMANAGED: [(&str, &str); 3] = [
+    ("RuleARN", "is assigned by X-Ray: leave it out (RuleName names the rule)"),
+    ("SamplingRateBoost", "is not managed by cruddur-infra: leave it out (aws xray update-sampling-rule sets it)"),
+    ("Tags", "are not managed by cruddur-infra: leave them out (aws xray tag-resource sets them)"),
+];
+
+/// The rule file in the usual place: `infra/aws/json/xray.json` under `start` or the nearest of its parents that
+/// has one (so it is found from the workspace root, from `infra/`, or from any other member).
+pub fn locate(start: &Path) -> Result<PathBuf, InfraError> {
+    start
+        .ancestors()
+        .map(|directory| directory.join("infra/aws/json/xray.json"))
+        .find(|candidate| candidate.is_file())
+        .ok_or_else(|| InfraError::NoRuleFile { searched: start.to_path_buf() })
+}
 
 /// Reads and checks the rule file at `path`.
 pub fn load(path: &Path) -> Result<SamplingRuleSpec, InfraError> {
-    let text = std::fs::read_to_string(path).map_err(|error| InfraError::RuleFile {
-        file: path.display().to_string(),
-        field: "-".into(),
-        problem: error.to_string(),
-    })?;
-    parse(&text, &path.display().to_string())
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| InfraError::RuleFileUnreadable { file: file.clone(), source })?;
+    parse(&text, &file)
 }
 
 /// Checks the text of a rule file; `file` names it in errors.
 pub fn parse(text: &str, file: &str) -> Result<SamplingRuleSpec, InfraError> {
-    let error =
-        |field: &str, problem: String| InfraError::RuleFile { file: file.to_owned(), field: field.to_owned(), problem };
-    let document: Value = serde_json::from_str(text).map_err(|source| error("-", format!("not JSON: {source}")))?;
+    let error = |field: &str, problem: String| InfraError::RuleField {
+        file: file.to_owned(),
+        field: field.to_owned(),
+        problem,
+    };
+    let document: Value =
+        serde_json::from_str(text).map_err(|source| InfraError::RuleFileNotJson { file: file.to_owned(), source })?;
+    let document =
+        document.as_object().ok_or_else(|| error("SamplingRule", "missing: the file is not an object".into()))?;
     let rule = document
         .get("SamplingRule")
-        .and_then(Value::as_object)
-        .ok_or_else(|| error("SamplingRule", "missing, or not an object".into()))?;
-    if let Some(unknown) = rule.keys().find(|key| !KNOWN.contains(&key.as_str())) {
+        .ok_or_else(|| error("SamplingRule", "is missing".into()))?
+        .as_object()
+        .ok_or_else(|| error("SamplingRule", "must be an object".into()))?;
+    for key in document.keys().chain(rule.keys()) {
+        if let Some((field, problem)) = UNMANAGED.iter().find(|(field, _)| field == key) {
+            return Err(error(field, (*problem).to_owned()));
+        }
+    }
+    if let Some(unknown) = document.keys().find(|key| *key != "SamplingRule") {
+        return Err(error(unknown, "is not a member of the create-sampling-rule input".into()));
+    }
+    if let Some(unknown) = rule.keys().find(|key| !FIELDS.contains(&key.as_str())) {
         return Err(error(unknown, "is not a field of a sampling rule".into()));
     }
     let fields = Fields { rule, error: &error };
@@ -122,14 +197,22 @@ impl<E: Fn(&str, String) -> InfraError> Fields<'_, E> {
         }
     }
 
+    /// Optional; names and values of 1 to 32 characters, as X-Ray takes them.
     fn attributes(&self) -> Result<BTreeMap<String, String>, InfraError> {
         let Some(attributes) = self.rule.get("Attributes") else { return Ok(BTreeMap::new()) };
-        let not_strings = || (self.error)("Attributes", "must map names to strings".into());
+        let problem = |problem: String| (self.error)("Attributes", problem);
+        let attributes = attributes.as_object().ok_or_else(|| problem("must be an object".into()))?;
         attributes
-            .as_object()
-            .ok_or_else(not_strings)?
             .iter()
-            .map(|(name, value)| Ok((name.clone(), value.as_str().ok_or_else(not_strings)?.to_owned())))
+            .map(|(name, value)| {
+                let value = value.as_str().ok_or_else(|| problem(format!("{name} must be a string")))?;
+                for (what, text) in [("name", name.as_str()), ("value", value)] {
+                    if !(1..=32).contains(&text.chars().count()) {
+                        return Err(problem(format!("{what} {text:?} must be 1 to 32 characters")));
+                    }
+                }
+                Ok((name.clone(), value.to_owned()))
+            })
             .collect()
     }
 }
@@ -154,9 +237,13 @@ mod tests {
 
     fn field_of(text: &str) -> String {
         match parse(text, "xray.json") {
-            Err(InfraError::RuleFile { field, .. }) => field,
-            other => panic!("expected a rule file error, got {other:?}"),
+            Err(InfraError::RuleField { field, .. }) => field,
+            other => panic!("expected a rule field error, got {other:?}"),
         }
+    }
+
+    fn message_of(text: &str) -> String {
+        parse(text, "infra/aws/json/xray.json").unwrap_err().to_string()
     }
 
     #[test]
@@ -165,30 +252,89 @@ mod tests {
         assert_eq!(rule.rule_name, "Cruddur");
         assert_eq!((rule.priority, rule.fixed_rate, rule.reservoir_size), (9000, 0.1, 5));
         assert_eq!(rule.service_name, "cruddur-backend");
+        assert_eq!((rule.resource_arn.as_str(), rule.url_path.as_str()), ("*", "*"));
         assert_eq!(rule.version, 1);
+        assert!(rule.attributes.is_empty());
     }
 
     #[test]
     fn each_mistake_names_its_field() {
-        assert_eq!(field_of("{not json"), "-");
+        assert_eq!(field_of("[]"), "SamplingRule");
         assert_eq!(field_of("{}"), "SamplingRule");
-        assert_eq!(field_of(&without("FixedRate")), "FixedRate");
+        assert_eq!(field_of(r#"{"SamplingRule": 1}"#), "SamplingRule");
+        for field in FIELDS.iter().filter(|field| **field != "Attributes") {
+            assert_eq!(field_of(&without(field)), *field, "{field} is required");
+        }
         assert_eq!(field_of(&with("FixedRate", 1.5.into())), "FixedRate");
         assert_eq!(field_of(&with("FixedRate", (-0.1).into())), "FixedRate");
         assert_eq!(field_of(&with("FixedRate", "0.1".into())), "FixedRate");
         assert_eq!(field_of(&with("Priority", 0.into())), "Priority");
         assert_eq!(field_of(&with("Priority", 10000.into())), "Priority");
+        assert_eq!(field_of(&with("Priority", 9000.5.into())), "Priority");
         assert_eq!(field_of(&with("RuleName", "x".repeat(33).into())), "RuleName");
         assert_eq!(field_of(&with("RuleName", "".into())), "RuleName");
+        assert_eq!(field_of(&with("RuleName", 7.into())), "RuleName");
         assert_eq!(field_of(&with("ReservoirSize", (-1).into())), "ReservoirSize");
         assert_eq!(field_of(&with("Version", 2.into())), "Version");
+        assert_eq!(field_of(&with("ServiceName", "s".repeat(65).into())), "ServiceName");
+        assert_eq!(field_of(&with("HTTPMethod", "PROPPATCHING".into())), "HTTPMethod");
         assert_eq!(field_of(&with("Sampling", 1.into())), "Sampling");
         assert_eq!(field_of(&with("Attributes", serde_json::json!({"a": 1}))), "Attributes");
+        assert_eq!(field_of(&with("Attributes", serde_json::json!({"a": ""}))), "Attributes");
+        assert_eq!(field_of(&with("Attributes", serde_json::json!({"a".repeat(33): "b"}))), "Attributes");
+    }
+
+    #[test]
+    fn fields_this_tool_does_not_manage_are_refused_not_ignored() {
+        let arn = with("RuleARN", "arn:aws:xray:us-east-1:1:sampling-rule/Cruddur".into());
+        assert_eq!(
+            message_of(&arn),
+            "infra/aws/json/xray.json: RuleARN is assigned by X-Ray: leave it out (RuleName names the rule)"
+        );
+        assert_eq!(field_of(&with("SamplingRateBoost", serde_json::json!({"MaxRate": 0.5}))), "SamplingRateBoost");
+        let mut tagged: Value = serde_json::from_str(VALID).unwrap();
+        tagged["Tags"] = serde_json::json!([{"Key": "app", "Value": "cruddur"}]);
+        assert_eq!(field_of(&tagged.to_string()), "Tags");
+        tagged.as_object_mut().unwrap().remove("Tags");
+        tagged["DryRun"] = true.into();
+        assert_eq!(field_of(&tagged.to_string()), "DryRun");
+    }
+
+    #[test]
+    fn attributes_are_optional_and_kept() {
+        let rule = parse(&with("Attributes", serde_json::json!({"route": "/api/*"})), "xray.json").unwrap();
+        assert_eq!(rule.attributes, BTreeMap::from([("route".to_owned(), "/api/*".to_owned())]));
     }
 
     #[test]
     fn errors_say_the_file_the_field_and_the_problem() {
-        let message = parse(&with("FixedRate", 2.into()), "infra/aws/json/xray.json").unwrap_err().to_string();
-        assert_eq!(message, "infra/aws/json/xray.json: FixedRate must be between 0 and 1, not 2");
+        assert_eq!(
+            message_of(&with("FixedRate", 2.into())),
+            "infra/aws/json/xray.json: FixedRate must be between 0 and 1, not 2"
+        );
+        assert_eq!(message_of(&without("URLPath")), "infra/aws/json/xray.json: URLPath is missing");
+        assert!(
+            message_of("{not json").starts_with("infra/aws/json/xray.json: not JSON: key must be a string at line 1")
+        );
+    }
+
+    #[test]
+    fn an_unreadable_file_is_named() {
+        let missing = Path::new("/nonexistent/xray.json");
+        let message = load(missing).unwrap_err().to_string();
+        assert!(message.starts_with("/nonexistent/xray.json: cannot read it: "), "{message}");
+    }
+
+    #[test]
+    fn the_usual_file_is_found_from_the_root_infra_or_another_member() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let expected = root.join("infra/aws/json/xray.json");
+        assert_eq!(locate(root).unwrap(), expected);
+        assert_eq!(locate(&root.join("infra")).unwrap(), expected);
+        assert_eq!(locate(&root.join("infra/src")).unwrap(), expected);
+        assert_eq!(locate(&root.join("backend")).unwrap(), expected);
+        let elsewhere = tempfile::tempdir().unwrap();
+        let message = locate(elsewhere.path()).unwrap_err().to_string();
+        assert!(message.starts_with("no rule file: pass --rule-file"), "{message}");
     }
 }
