@@ -228,40 +228,33 @@ pub async fn show(client: &Client) -> Result<Listing, InfraError> {
     Ok(Listing { groups: groups(client).await?, rules: rules(client).await? })
 }
 
+/// Every group as (name, filter expression), across all pages.
 async fn groups(client: &Client) -> Result<Vec<(String, String)>, InfraError> {
-    let mut found = Vec::new();
-    let mut next_token = None;
-    loop {
-        let page = client.get_groups().set_next_token(next_token).send().await.map_err(InfraError::aws("GetGroups"))?;
-        found.extend(page.groups().iter().map(|group| {
-            (
-                group.group_name().unwrap_or_default().to_owned(),
-                group.filter_expression().unwrap_or_default().to_owned(),
-            )
-        }));
-        match page.next_token() {
-            Some(token) if !token.is_empty() => next_token = Some(token.to_owned()),
-            _ => return Ok(found),
-        }
-    }
+    let groups = client
+        .get_groups()
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(InfraError::aws("GetGroups"))?;
+    Ok(groups
+        .into_iter()
+        .map(|group| (group.group_name.unwrap_or_default(), group.filter_expression.unwrap_or_default()))
+        .collect())
 }
 
+/// Every sampling rule, across all pages.
 async fn rules(client: &Client) -> Result<Vec<SamplingRule>, InfraError> {
-    let mut found = Vec::new();
-    let mut next_token = None;
-    loop {
-        let page = client
-            .get_sampling_rules()
-            .set_next_token(next_token)
-            .send()
-            .await
-            .map_err(InfraError::aws("GetSamplingRules"))?;
-        found.extend(page.sampling_rule_records().iter().filter_map(|record| record.sampling_rule().cloned()));
-        match page.next_token() {
-            Some(token) if !token.is_empty() => next_token = Some(token.to_owned()),
-            _ => return Ok(found),
-        }
-    }
+    let records = client
+        .get_sampling_rules()
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(InfraError::aws("GetSamplingRules"))?;
+    Ok(records.into_iter().filter_map(|record| record.sampling_rule).collect())
 }
 
 /// The group's filter expression, if the group exists.
