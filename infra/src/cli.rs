@@ -58,17 +58,27 @@ pub struct Target {
     /// The X-Ray group.
     #[arg(long, global = true, default_value = DEFAULT_GROUP_NAME)]
     pub group_name: String,
-    /// The service whose faults and errors the group gathers (default: the name the backend gives the segments
-    /// of requests to --backend-url; see --xray-url).
+    /// The service whose faults and errors the group gathers (default: the name the backend gives its segments:
+    /// the host of --backend-url if --xray-url matches it, else AWS_XRAY_TRACING_NAME, OTEL_SERVICE_NAME,
+    /// HONEYCOMB_SERVICE_NAME, or cruddur-backend).
     #[arg(long, global = true)]
     pub service_name: Option<String>,
     /// The backend's dynamic-naming pattern (`*` and `?`): when the host of --backend-url matches it, the backend
     /// names segments after that host, and so does the group's filter.
     #[arg(long, global = true, env = "AWS_XRAY_URL")]
     pub xray_url: Option<String>,
-    /// Where the browser reaches the backend.
-    #[arg(long, global = true, env = "BACKEND_URL", default_value = "http://localhost:4567")]
-    pub backend_url: String,
+    /// Where the browser reaches the backend [default: http://localhost:4567].
+    #[arg(long, global = true, env = "BACKEND_URL")]
+    pub backend_url: Option<String>,
+}
+
+/// The backend's address when `BACKEND_URL` is unset (the shared contract's).
+const DEFAULT_BACKEND_URL: &str = "http://localhost:4567";
+
+/// A flag or variable's value, unless it is blank: `.env` files copied from `.env.sample` set variables to nothing,
+/// which means unset (as the backend's telemetry reads them).
+pub(crate) fn given(value: &Option<String>) -> Option<&str> {
+    value.as_deref().map(str::trim).filter(|value| !value.is_empty())
 }
 
 /// A command, checked and ready to run.
@@ -97,9 +107,9 @@ impl Job {
             return Ok(Self::Destroy { group_name: target.group_name.clone(), rule_name: rule.rule_name });
         }
         let naming = Naming {
-            service_name: target.service_name.clone(),
-            xray_url: target.xray_url.clone(),
-            backend_url: target.backend_url.clone(),
+            service_name: given(&target.service_name).map(str::to_owned),
+            xray_url: given(&target.xray_url).map(str::to_owned),
+            backend_url: given(&target.backend_url).unwrap_or(DEFAULT_BACKEND_URL).to_owned(),
         };
         let desired = Desired {
             group_name: target.group_name.clone(),

@@ -66,24 +66,27 @@ pub fn group_filter(service_name: &str) -> String {
     format!("service(\"{service_name}\") {{fault OR error}}")
 }
 
-/// An X-Ray client from the usual AWS configuration (variables, profiles, roles; `AWS_ENDPOINT_URL` and the
-/// profile's `endpoint_url` included), with the command line's overrides.
+/// An X-Ray client from the usual AWS configuration (variables, profiles, roles), with the command line's
+/// overrides. The endpoint is `--endpoint-url` or `AWS_ENDPOINT_URL_XRAY`, else the shared configuration's
+/// (`AWS_ENDPOINT_URL`, the profile's `endpoint_url`), else AWS.
 pub async fn client(options: &AwsOptions) -> Result<Client, InfraError> {
     let mut loader = aws_config::defaults(BehaviorVersion::latest());
-    if let Some(profile) = &options.profile {
+    if let Some(profile) = cli::given(&options.profile) {
         loader = loader.profile_name(profile);
     }
-    if let Some(region) = &options.region {
-        loader = loader.region(Region::new(region.clone()));
+    if let Some(region) = cli::given(&options.region) {
+        loader = loader.region(Region::new(region.to_owned()));
     }
-    if let Some(endpoint_url) = &options.endpoint_url {
-        loader = loader.endpoint_url(endpoint_url);
-    }
-    let config = loader.load().await;
-    if config.region().is_none() {
+    let shared = loader.load().await;
+    if shared.region().is_none() {
         return Err(InfraError::NoRegion);
     }
-    Ok(Client::new(&config))
+    // Chosen here and set explicitly: left to itself, the SDK takes a blank AWS_ENDPOINT_URL_XRAY (a .env copied
+    // from .env.sample) for the endpoint "" and panics.
+    let endpoint_url = cli::given(&options.endpoint_url).or(shared.endpoint_url()).map(str::to_owned);
+    let mut config = aws_sdk_xray::config::Builder::from(&shared);
+    config.set_endpoint_url(endpoint_url);
+    Ok(Client::from_conf(config.build()))
 }
 
 /// What the binary does: checks the rule file and the service name, then (only then) builds the client and does

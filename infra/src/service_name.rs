@@ -16,7 +16,7 @@ use wildmatch::WildMatch;
 
 use crate::{DEFAULT_SERVICE_NAME, InfraError};
 
-/// The inputs of the command line.
+/// The inputs of the command line (blank ones already left out).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Naming {
     pub service_name: Option<String>,
@@ -27,17 +27,17 @@ pub struct Naming {
 /// The service name; `env` reads the backend's naming variables (an empty value counts as unset, as there).
 pub fn resolve(naming: &Naming, env: impl Fn(&str) -> Option<String>) -> Result<String, InfraError> {
     let non_empty = |value: &str| Some(value.trim().to_owned()).filter(|value| !value.is_empty());
-    if let Some(name) = naming.service_name.as_deref().and_then(non_empty) {
-        return Ok(name);
+    if let Some(name) = &naming.service_name {
+        return Ok(name.clone());
     }
-    if let Some(pattern) = naming.xray_url.as_deref().and_then(non_empty) {
+    if let Some(pattern) = &naming.xray_url {
         let host = Url::parse(&naming.backend_url).ok().and_then(|url| url.host_str().map(str::to_owned)).ok_or_else(
             || InfraError::Setting {
                 setting: "BACKEND_URL",
                 problem: format!("{:?} is not a URL with a host, like http://localhost:4567", naming.backend_url),
             },
         )?;
-        if WildMatch::new_case_insensitive(&pattern).matches(&host) {
+        if WildMatch::new_case_insensitive(pattern).matches(&host) {
             return Ok(host);
         }
     }
@@ -72,7 +72,7 @@ mod tests {
     #[test]
     fn nothing_set_is_the_backend_s_default_name() {
         assert_eq!(resolved(naming(None, None, LOCAL), &[]), "cruddur-backend");
-        assert_eq!(resolved(naming(Some(" "), Some(""), LOCAL), &[("OTEL_SERVICE_NAME", "")]), "cruddur-backend");
+        assert_eq!(resolved(naming(None, None, LOCAL), &[("OTEL_SERVICE_NAME", " ")]), "cruddur-backend");
     }
 
     #[test]

@@ -43,7 +43,7 @@ fn flags_go_before_or_after_the_command_and_have_defaults() {
     assert_eq!((all.aws.profile.as_deref(), all.aws.endpoint_url.as_deref()), (Some("p"), Some("http://127.0.0.1:1")));
     assert_eq!(all.target.rule_file.as_deref(), Some(std::path::Path::new("r.json")));
     assert_eq!((all.target.service_name.as_deref(), all.target.xray_url.as_deref()), (Some("s"), Some("*x*")));
-    assert_eq!(all.target.backend_url, "https://x");
+    assert_eq!(all.target.backend_url.as_deref(), Some("https://x"));
 }
 
 #[test]
@@ -105,6 +105,14 @@ fn the_binary_reads_the_aws_variables() {
     let calls_before = control_plane.calls().len();
     stdout(&run_binary(std::path::Path::new(WORKSPACE_INFRA), &["show"], &generic));
     assert!(control_plane.calls().len() > calls_before, "AWS_ENDPOINT_URL was not used");
+
+    // Blank variables, as a .env copied from .env.sample sets them, count as unset.
+    let blank = [("AWS_PROFILE", ""), ("AWS_ENDPOINT_URL_XRAY", ""), ("AWS_XRAY_URL", ""), ("BACKEND_URL", "")];
+    let from_sample = [&generic[..], &blank].concat();
+    let calls_before = control_plane.calls().len();
+    let planned = stdout(&run_binary(std::path::Path::new(WORKSPACE_INFRA), &["plan"], &from_sample));
+    assert!(planned.contains("service(\"cruddur-backend\")"), "{planned}");
+    assert!(control_plane.calls().len() > calls_before, "the blank variables hid AWS_ENDPOINT_URL");
 
     // Flags win over variables.
     let flags = ["show", "--region", "ap-south-1", "--endpoint-url", &endpoint];
