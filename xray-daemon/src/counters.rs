@@ -4,6 +4,20 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+/// What holding one document costs beyond its text: the `String` and its slot in the queue, rounded up. Counted
+/// so that a flood of tiny documents cannot exceed the bound either.
+const DOCUMENT_OVERHEAD_BYTES: u64 = 64;
+
+/// The bytes one buffered document counts for against the limit.
+pub(crate) fn document_size(document: &str) -> u64 {
+    document.len() as u64 + DOCUMENT_OVERHEAD_BYTES
+}
+
+/// The bytes a batch of buffered documents counts for.
+pub(crate) fn buffered_size(batch: &[String]) -> u64 {
+    batch.iter().map(|document| document_size(document)).sum()
+}
+
 /// The live counters, shared by every task. Cheap to clone.
 #[derive(Debug, Clone, Default)]
 pub struct Counters(Arc<Inner>);
@@ -36,7 +50,7 @@ pub struct Snapshot {
     /// Malformed datagrams, and segments X-Ray refused.
     pub rejected: u64,
     pub backend: BackendErrors,
-    /// Bytes of documents waiting now, and the most there ever were.
+    /// Bytes of documents waiting now (with their bookkeeping), and the most there ever were.
     pub buffered_bytes: u64,
     pub peak_buffered_bytes: u64,
 }

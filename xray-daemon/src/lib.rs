@@ -145,10 +145,12 @@ pub async fn run(
         batch_idle: config.batch_idle,
         failures_log: Arc::new(RateLimitedLog::new(Duration::from_secs(10))),
     };
-    let sending = tokio::spawn(sender.run(queue, config.flush_timeout));
+    let (set_deadline, deadline) = sender::FlushDeadline::new();
+    let sending = tokio::spawn(sender.run(queue, deadline));
 
     receive(&sockets.udp, documents, &counters, config.buffer_bytes as u64, stop_rx).await;
-    // The receiving side is closed: the sender drains the queue and flushes.
+    // The receiving side is closed: the sender drains the queue and flushes, within the deadline.
+    let _ = set_deadline.send(Some(tokio::time::Instant::now() + config.flush_timeout));
     let _ = sending.await;
     let _ = proxy_task.await;
     reporting_task.abort();
@@ -183,7 +185,7 @@ async fn receive(
                 counters.rejected(1);
                 rejections.warn(&format!("rejected a datagram of {} bytes: {rejection:?}", datagram.len()));
             }
-            Ok(document) if counters.reserve(document.len() as u64, buffer_limit) => {
+            Ok(document) if counters.reserve(counters::document_size(document), buffer_limit) => {
                 // The receiver lives until this function returns, so sending cannot fail.
                 let _ = documents.send(document.to_owned());
             }

@@ -2,15 +2,16 @@
 //! `Concurrency` calls in flight, failures retried with exponential backoff and jitter while the buffer holds them.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_sdk_xray::Client;
 use aws_sdk_xray::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use rand::Rng;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::time::Instant;
 
-use crate::counters::{BackendError, Counters};
+use crate::counters::{BackendError, Counters, buffered_size};
 use crate::log_limit::RateLimitedLog;
 
 /// Most documents in one `PutTraceSegments`, as the API allows.
@@ -35,51 +36,78 @@ pub(crate) struct Sender {
     pub(crate) failures_log: Arc<RateLimitedLog>,
 }
 
+/// The instant by which sending must end, known once shutdown starts: calls in flight, retries and batches waiting
+/// for a free call all give up then, and what they held is counted as spillover.
+#[derive(Clone)]
+pub(crate) struct FlushDeadline(watch::Receiver<Option<Instant>>);
+
+impl FlushDeadline {
+    /// The deadline and the handle that sets it when shutdown starts.
+    pub(crate) fn new() -> (watch::Sender<Option<Instant>>, Self) {
+        let (set, deadline) = watch::channel(None);
+        (set, Self(deadline))
+    }
+
+    /// Completes once the deadline is set and reached; never before shutdown.
+    async fn passed(&self) {
+        let mut deadline = self.0.clone();
+        let Ok(instant) = deadline.wait_for(Option::is_some).await.map(|instant| *instant) else {
+            // The daemon is going away without a flush: nothing left to bound.
+            return std::future::pending().await;
+        };
+        tokio::time::sleep_until(instant.expect("waited for it")).await;
+    }
+}
+
 impl Sender {
-    /// Batches and sends everything received on `documents` until it closes, then waits up to `flush_timeout`
-    /// for the calls in flight; what is still unsent then is counted as spillover.
-    pub(crate) async fn run(self, mut documents: mpsc::UnboundedReceiver<String>, flush_timeout: Duration) {
+    /// Batches and sends everything received on `documents` until it closes and every call has ended (by the
+    /// flush deadline at the latest).
+    pub(crate) async fn run(self, mut documents: mpsc::UnboundedReceiver<String>, deadline: FlushDeadline) {
         let permits = Arc::new(Semaphore::new(self.concurrency));
         let this = Arc::new(self);
-        let mut closed = false;
-        // Set once shutdown starts: retries stop at this instant.
-        let deadline: Arc<std::sync::OnceLock<Instant>> = Arc::default();
-        while !closed {
-            let Some(first) = documents.recv().await else { break };
-            let mut batch = vec![first];
-            while batch.len() < MAX_BATCH {
-                match tokio::time::timeout(this.batch_idle, documents.recv()).await {
-                    Ok(Some(document)) => batch.push(document),
-                    Ok(None) => {
-                        closed = true;
-                        break;
-                    }
-                    Err(_idle) => break,
+        while let Some(batch) = this.next_batch(&mut documents).await {
+            let permit = tokio::select! {
+                permit = permits.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+                () = deadline.passed() => {
+                    this.give_up(&batch, "no call to X-Ray was free before the shutdown deadline");
+                    continue;
                 }
-            }
-            if closed {
-                let _ = deadline.set(Instant::now() + flush_timeout);
-            }
-            let permit = permits.clone().acquire_owned().await.expect("the semaphore is never closed");
+            };
             let (sender, deadline) = (this.clone(), deadline.clone());
             tokio::spawn(async move {
-                sender.send(batch, &deadline).await;
+                sender.send(&batch, &deadline).await;
                 drop(permit);
             });
         }
-        let _ = deadline.set(Instant::now() + flush_timeout);
-        // Every permit back means every call finished.
+        // Every permit back means every call ended; each gives up at the deadline, so this is bounded too.
         let all = u32::try_from(this.concurrency).unwrap_or(u32::MAX);
-        let _ = tokio::time::timeout(flush_timeout + Duration::from_secs(1), permits.acquire_many(all)).await;
+        let _ = permits.acquire_many(all).await;
     }
 
-    async fn send(&self, batch: Vec<String>, deadline: &std::sync::OnceLock<Instant>) {
-        let bytes: u64 = batch.iter().map(|document| document.len() as u64).sum();
+    /// Up to [`MAX_BATCH`] documents: the first one waits as long as it takes, the others at most the idle time.
+    /// `None` once the channel is closed and empty.
+    async fn next_batch(&self, documents: &mut mpsc::UnboundedReceiver<String>) -> Option<Vec<String>> {
+        let mut batch = vec![documents.recv().await?];
+        while batch.len() < MAX_BATCH {
+            match tokio::time::timeout(self.batch_idle, documents.recv()).await {
+                Ok(Some(document)) => batch.push(document),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        Some(batch)
+    }
+
+    /// Sends one batch, retrying what is worth retrying until it goes through or the flush deadline passes.
+    async fn send(&self, batch: &[String], deadline: &FlushDeadline) {
         let count = batch.len() as u64;
         let mut backoff = FIRST_BACKOFF;
         loop {
-            let result = self.client.put_trace_segments().set_trace_segment_documents(Some(batch.clone())).send().await;
-            match result {
+            let call = self.client.put_trace_segments().set_trace_segment_documents(Some(batch.to_vec())).send();
+            let result = tokio::select! {
+                result = call => result,
+                () = deadline.passed() => return self.give_up(batch, "the call was still running at the shutdown deadline"),
+            };
+            let error = match result {
                 Ok(output) => {
                     let unprocessed = output.unprocessed_trace_segments();
                     if !unprocessed.is_empty() {
@@ -105,33 +133,34 @@ impl Sender {
                     self.counters.sent(count - refused);
                     break;
                 }
-                Err(error) => {
-                    let failure = classify(&error);
-                    let (Failure::Retry(kind) | Failure::Refused(kind)) = failure;
+                Err(error) => error,
+            };
+            match classify(&error) {
+                Failure::Refused(kind) => {
                     self.counters.backend_error(kind);
-                    let give_up = deadline.get().is_some_and(|deadline| Instant::now() + backoff > *deadline);
-                    match failure {
-                        Failure::Refused(_) => {
-                            self.failures_log.warn(&format!("X-Ray refused a batch of {count} segment(s): {error:?}"));
-                            self.counters.rejected(count);
-                            break;
-                        }
-                        Failure::Retry(_) if give_up => {
-                            self.failures_log
-                                .warn(&format!("shutting down: {count} segment(s) could not be sent ({kind:?})"));
-                            self.counters.spillover(count);
-                            break;
-                        }
-                        Failure::Retry(_) => {
-                            self.failures_log.warn(&format!("sending to X-Ray failed ({kind:?}); retrying"));
-                            tokio::time::sleep(jitter(backoff)).await;
-                            backoff = (backoff * 2).min(MAX_BACKOFF);
-                        }
+                    self.failures_log.warn(&format!("X-Ray refused a batch of {count} segment(s): {error:?}"));
+                    self.counters.rejected(count);
+                    break;
+                }
+                Failure::Retry(kind) => {
+                    self.counters.backend_error(kind);
+                    self.failures_log.warn(&format!("sending to X-Ray failed ({kind:?}); retrying"));
+                    tokio::select! {
+                        () = tokio::time::sleep(jitter(backoff)) => {}
+                        () = deadline.passed() => return self.give_up(batch, &format!("X-Ray still failing ({kind:?}) at the shutdown deadline")),
                     }
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
             }
         }
-        self.counters.release(bytes);
+        self.counters.release(buffered_size(batch));
+    }
+
+    /// Drops a batch that cannot be sent before the daemon stops: counted as spillover and logged.
+    fn give_up(&self, batch: &[String], why: &str) {
+        self.failures_log.warn(&format!("shutting down: {} segment(s) not sent: {why}", batch.len()));
+        self.counters.spillover(batch.len() as u64);
+        self.counters.release(buffered_size(batch));
     }
 }
 

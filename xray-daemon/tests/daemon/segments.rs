@@ -210,13 +210,19 @@ async fn shutdown_sends_what_is_buffered() {
 }
 
 #[tokio::test]
-async fn shutdown_gives_up_after_its_deadline_and_counts_what_it_could_not_send() {
+async fn shutdown_gives_up_at_its_deadline_even_with_every_call_busy_and_counts_what_it_could_not_send() {
     let endpoint = XrayEndpoint::start();
     endpoint.fail(Failure::Refuse);
-    let daemon = Daemon::start(&endpoint, |config| config.flush_timeout = Duration::from_millis(500)).await;
-    for index in 0..3 {
+    // One call at a time: one batch retries while the others wait for it.
+    let daemon = Daemon::start(&endpoint, |config| {
+        config.concurrency = 1;
+        config.flush_timeout = Duration::from_millis(500);
+    })
+    .await;
+    for index in 0..120 {
         daemon.send_segment(&format!("stranded-{index}"));
     }
+    daemon.wait_received(120).await;
     daemon.wait_for("a failed call", |counters| counters.backend.connection_refused > 0).await;
 
     let counters = daemon.counters.clone();
@@ -224,5 +230,9 @@ async fn shutdown_gives_up_after_its_deadline_and_counts_what_it_could_not_send(
     daemon.stop().await.expect("a clean stop");
     assert!(started.elapsed() < Duration::from_secs(5), "stopping took {:?}", started.elapsed());
     let counters = counters.snapshot();
-    assert_eq!((counters.received, counters.sent, counters.spillover), (3, 0, 3), "{counters:#?}");
+    assert_eq!(
+        (counters.received, counters.sent, counters.spillover, counters.buffered_bytes),
+        (120, 0, 120, 0),
+        "{counters:#?}"
+    );
 }
