@@ -107,7 +107,9 @@ impl Services {
     fn stop_all(&mut self) {
         for (name, child) in self.running.iter_mut().rev() {
             // std only has SIGKILL; SIGTERM lets each service finish its requests and flush its traces.
-            let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+            if let Ok(pid) = i32::try_from(child.id()) {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
+            }
             let deadline = Instant::now() + Duration::from_secs(15);
             let status = loop {
                 match child.try_wait() {
