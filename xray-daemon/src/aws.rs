@@ -6,6 +6,7 @@ use aws_config::meta::region::RegionProviderChain;
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_sdk_xray::config::Region;
+use aws_sdk_xray::config::endpoint::{DefaultResolver, Params, ResolveEndpoint};
 use aws_smithy_http_client::Connector;
 use aws_smithy_http_client::proxy::ProxyConfig;
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
@@ -65,10 +66,41 @@ async fn region(config: &Config) -> Result<Region, DaemonError> {
     chain.region().await.ok_or(DaemonError::NoRegion)
 }
 
-/// Where X-Ray is: the configured endpoint, or AWS's for the region.
-pub fn endpoint(config: &Config, sdk: &SdkConfig) -> String {
-    config.endpoint.clone().unwrap_or_else(|| {
-        let region = sdk.region().map(Region::as_ref).unwrap_or("us-east-1");
-        format!("https://xray.{region}.amazonaws.com")
-    })
+/// Where X-Ray is: the configured endpoint, or the one AWS's endpoint rules give for the region (`amazonaws.com.cn`
+/// in China, FIPS and dual-stack when the AWS configuration asks for them).
+pub async fn endpoint(config: &Config, sdk: &SdkConfig) -> Result<String, DaemonError> {
+    if let Some(endpoint) = &config.endpoint {
+        return Ok(endpoint.clone());
+    }
+    let params = Params::builder()
+        .set_region(sdk.region().map(|region| region.to_string()))
+        .set_use_fips(sdk.use_fips())
+        .set_use_dual_stack(sdk.use_dual_stack())
+        .build()
+        .map_err(|error| DaemonError::Config(format!("X-Ray endpoint: {error}")))?;
+    let endpoint = DefaultResolver::new()
+        .resolve_endpoint(&params)
+        .await
+        .map_err(|error| DaemonError::Config(format!("X-Ray endpoint for {:?}: {error}", sdk.region())))?;
+    Ok(endpoint.url().to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn endpoint_for(region: &str, configured: Option<&str>) -> String {
+        let sdk = SdkConfig::builder().region(Region::new(region.to_owned())).build();
+        let mut config = Config::new("127.0.0.1:2000", "127.0.0.1:2000");
+        config.endpoint = configured.map(str::to_owned);
+        endpoint(&config, &sdk).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_endpoint_follows_the_region_s_partition_unless_one_is_configured() {
+        assert_eq!(endpoint_for("eu-west-1", None).await, "https://xray.eu-west-1.amazonaws.com");
+        assert_eq!(endpoint_for("cn-north-1", None).await, "https://xray.cn-north-1.amazonaws.com.cn");
+        assert_eq!(endpoint_for("us-gov-west-1", None).await, "https://xray.us-gov-west-1.amazonaws.com");
+        assert_eq!(endpoint_for("eu-west-1", Some("http://127.0.0.1:4566")).await, "http://127.0.0.1:4566");
+    }
 }

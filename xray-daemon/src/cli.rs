@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::{ArgAction, Parser};
+use clap::{ArgAction, Parser, ValueEnum};
 use serde::Deserialize;
 
 use crate::DaemonError;
@@ -14,6 +14,8 @@ use crate::DaemonError;
 const MIN_BUFFER_MB: u64 = 3;
 const DEFAULT_CONCURRENCY: usize = 8;
 const DEFAULT_ADDRESS: &str = "127.0.0.1:2000";
+/// Where the official daemon looks for its configuration when `-c` is not given, in this order.
+const DEFAULT_CONFIG_FILES: [&str; 2] = ["/etc/amazon/xray/cfg.yaml", "cfg.yaml"];
 
 /// The AWS X-Ray daemon: receives segment documents on UDP and sends them to AWS X-Ray in batches; proxies the
 /// sampling API on TCP, signing each request.
@@ -28,7 +30,7 @@ pub struct Cli {
     #[arg(short = 'o', long = "local-mode")]
     pub local_mode: bool,
 
-    /// Buffer size in MB (minimum 3). Default: 1% of the host's memory.
+    /// Buffer size in MB (minimum 3). Default (or 0): 1% of the host's memory.
     #[arg(short = 'm', long = "buffer-memory")]
     pub buffer_memory: Option<u64>,
 
@@ -48,7 +50,8 @@ pub struct Cli {
     #[arg(short = 'r', long = "role-arn")]
     pub role_arn: Option<String>,
 
-    /// Load a configuration file (cfg.yaml, Version 2).
+    /// Load a configuration file (cfg.yaml, Version 2). Default: /etc/amazon/xray/cfg.yaml, then ./cfg.yaml, if
+    /// present.
     #[arg(short = 'c', long = "config")]
     pub config: Option<PathBuf>,
 
@@ -56,9 +59,9 @@ pub struct Cli {
     #[arg(short = 'f', long = "log-file")]
     pub log_file: Option<PathBuf>,
 
-    /// Log level: dev, debug, info, warn, error, prod (default prod, which logs like info).
-    #[arg(short = 'l', long = "log-level", value_parser = ["dev", "debug", "info", "warn", "error", "prod"])]
-    pub log_level: Option<String>,
+    /// Log level, from most verbose to least: dev, debug, info, warn, error, prod (default, logs like info).
+    #[arg(short = 'l', long = "log-level", value_enum)]
+    pub log_level: Option<LogLevel>,
 
     /// Proxy address through which to upload segments.
     #[arg(short = 'p', long = "proxy-address")]
@@ -73,12 +76,46 @@ pub struct Cli {
     #[arg(long = "aws-endpoint-url", env = "AWS_ENDPOINT_URL", hide = true)]
     pub aws_endpoint_url: Option<String>,
 
+    /// Host name sent with telemetry records (default: /etc/hostname).
+    #[arg(long = "hostname", env = "AWS_HOSTNAME", hide = true)]
+    pub hostname: Option<String>,
+
+    /// EC2 instance id sent with telemetry records.
+    #[arg(long = "instance-id", env = "AWS_INSTANCE_ID", hide = true)]
+    pub instance_id: Option<String>,
+
     /// Print the version and exit.
     #[arg(short = 'v', long = "version", action = ArgAction::Version)]
     version: Option<bool>,
 }
 
-/// `cfg.yaml`, Version 2: the official keys, nothing else.
+/// The official log levels. `dev` is the most verbose (trace); `prod` logs like `info`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    Dev,
+    Debug,
+    Info,
+    Warn,
+    Error,
+    Prod,
+}
+
+impl LogLevel {
+    /// The `tracing` level it stands for.
+    pub fn tracing_level(self) -> tracing::Level {
+        match self {
+            LogLevel::Dev => tracing::Level::TRACE,
+            LogLevel::Debug => tracing::Level::DEBUG,
+            LogLevel::Info | LogLevel::Prod => tracing::Level::INFO,
+            LogLevel::Warn => tracing::Level::WARN,
+            LogLevel::Error => tracing::Level::ERROR,
+        }
+    }
+}
+
+/// `cfg.yaml`, Version 2 (Version 1 files with the same keys are read too, as the official daemon does): the
+/// official keys, nothing else. Zero numbers and empty strings mean the default, as there.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
 struct FileConfig {
@@ -113,7 +150,7 @@ struct SocketConfig {
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
 struct LoggingConfig {
     log_rotation: Option<bool>,
-    log_level: Option<String>,
+    log_level: Option<LogLevel>,
     log_path: Option<PathBuf>,
 }
 
@@ -133,8 +170,13 @@ pub struct Config {
     pub role_arn: Option<String>,
     pub no_verify_ssl: bool,
     pub proxy_address: Option<String>,
-    pub log_level: String,
+    pub log_level: LogLevel,
     pub log_file: Option<PathBuf>,
+    /// Whether the log file is rotated at 50 MB, keeping one rotated file (`Logging.LogRotation`).
+    pub log_rotation: bool,
+    /// Sent with telemetry records.
+    pub hostname: Option<String>,
+    pub instance_id: Option<String>,
     /// How often counters are reported (`PutTelemetryRecords` and the log).
     pub telemetry_interval: Duration,
     /// How long a batch may wait for more segments.
@@ -158,53 +200,53 @@ impl Config {
             role_arn: None,
             no_verify_ssl: false,
             proxy_address: None,
-            log_level: "prod".to_owned(),
+            log_level: LogLevel::Prod,
             log_file: None,
+            log_rotation: true,
+            hostname: None,
+            instance_id: None,
             telemetry_interval: Duration::from_secs(60),
             batch_idle: Duration::from_secs(1),
             flush_timeout: Duration::from_secs(10),
         }
     }
 
-    /// Resolves the command line (and the file it names).
+    /// Resolves the command line (and the file it names, or the official default file if one exists).
     pub fn from_cli(cli: &Cli) -> Result<Self, DaemonError> {
-        let file = match &cli.config {
+        let default_file = || DEFAULT_CONFIG_FILES.iter().map(Path::new).find(|path| path.exists());
+        let file = match cli.config.as_deref().or_else(default_file) {
             Some(path) => read_file(path)?,
             None => FileConfig::default(),
         };
         let socket = file.socket.unwrap_or_default();
         let logging = file.logging.unwrap_or_default();
         let mut config = Config::new(
-            cli.bind.as_deref().or(socket.udp_address.as_deref()).unwrap_or(DEFAULT_ADDRESS),
-            cli.bind_tcp.as_deref().or(socket.tcp_address.as_deref()).unwrap_or(DEFAULT_ADDRESS),
+            first_set([cli.bind.clone(), socket.udp_address]).as_deref().unwrap_or(DEFAULT_ADDRESS),
+            first_set([cli.bind_tcp.clone(), socket.tcp_address]).as_deref().unwrap_or(DEFAULT_ADDRESS),
         );
-        if let Some(mb) = cli.buffer_memory.or(file.total_buffer_size_mb) {
-            if mb < MIN_BUFFER_MB {
+        // 0 is the official "default": 1% of the host's memory.
+        match cli.buffer_memory.filter(|mb| *mb != 0).or(file.total_buffer_size_mb.filter(|mb| *mb != 0)) {
+            Some(mb) if mb < MIN_BUFFER_MB => {
                 return Err(DaemonError::Config(format!(
                     "buffer memory must be at least {MIN_BUFFER_MB} MB (-m / TotalBufferSizeMB), got {mb}"
                 )));
             }
-            config.buffer_bytes = usize::try_from(mb * 1024 * 1024).unwrap_or(usize::MAX);
+            Some(mb) => config.buffer_bytes = usize::try_from(mb * 1024 * 1024).unwrap_or(usize::MAX),
+            None => {}
         }
-        if let Some(concurrency) = file.concurrency {
-            if concurrency == 0 {
-                return Err(DaemonError::Config("Concurrency must be at least 1".into()));
-            }
-            config.concurrency = concurrency;
-        }
-        config.region = cli.region.clone().or(file.region).filter(|region| !region.is_empty());
-        config.endpoint = [cli.endpoint.clone(), file.endpoint, cli.aws_endpoint_url.clone()]
-            .into_iter()
-            .flatten()
-            .find(|endpoint| !endpoint.is_empty());
+        config.concurrency = file.concurrency.filter(|concurrency| *concurrency != 0).unwrap_or(DEFAULT_CONCURRENCY);
+        config.region = first_set([cli.region.clone(), file.region]);
+        config.endpoint = first_set([cli.endpoint.clone(), file.endpoint, cli.aws_endpoint_url.clone()]);
         config.local_mode = cli.local_mode || file.local_mode.unwrap_or(false);
-        config.resource_arn = cli.resource_arn.clone().or(file.resource_arn).filter(|arn| !arn.is_empty());
-        config.role_arn = cli.role_arn.clone().or(file.role_arn).filter(|arn| !arn.is_empty());
+        config.resource_arn = first_set([cli.resource_arn.clone(), file.resource_arn]);
+        config.role_arn = first_set([cli.role_arn.clone(), file.role_arn]);
         config.no_verify_ssl = file.no_verify_ssl.unwrap_or(false);
-        config.proxy_address = cli.proxy_address.clone().or(file.proxy_address).filter(|proxy| !proxy.is_empty());
-        config.log_level = cli.log_level.clone().or(logging.log_level).unwrap_or_else(|| "prod".to_owned());
-        config.log_file = cli.log_file.clone().or(logging.log_path);
-        let _ = logging.log_rotation; // accepted for compatibility; rotation is left to the platform (logrotate)
+        config.proxy_address = first_set([cli.proxy_address.clone(), file.proxy_address]);
+        config.log_level = cli.log_level.or(logging.log_level).unwrap_or(LogLevel::Prod);
+        config.log_file = cli.log_file.clone().or(logging.log_path).filter(|path| !path.as_os_str().is_empty());
+        config.log_rotation = logging.log_rotation.unwrap_or(true);
+        config.hostname = first_set([cli.hostname.clone()]);
+        config.instance_id = first_set([cli.instance_id.clone()]);
         Ok(config)
     }
 
@@ -223,12 +265,17 @@ fn read_file(path: &Path) -> Result<FileConfig, DaemonError> {
     let file: FileConfig =
         serde_norway::from_str(&text).map_err(|error| DaemonError::Config(format!("{}: {error}", path.display())))?;
     match file.version {
-        Some(2) => Ok(file),
+        Some(1 | 2) => Ok(file),
         Some(other) => {
             Err(DaemonError::Config(format!("{}: Version {other} is not supported, use Version: 2", path.display())))
         }
         None => Err(DaemonError::Config(format!("{}: missing Version: 2", path.display()))),
     }
+}
+
+/// The first value given and not empty: an empty string means "the default" in cfg.yaml, as in the official daemon.
+fn first_set<const N: usize>(candidates: [Option<String>; N]) -> Option<String> {
+    candidates.into_iter().flatten().find(|value| !value.is_empty())
 }
 
 /// 1% of the host's memory, at least 3 MB, as the official daemon; only a bound, nothing is allocated up front.
@@ -318,7 +365,7 @@ mod tests {
             assert_eq!((config.udp_address.as_str(), config.tcp_address.as_str()), ("0.0.0.0:2000", "0.0.0.0:2001"));
             assert_eq!(config.role_arn.as_deref(), Some("arn:role"));
             assert_eq!(config.log_file.as_deref(), Some(Path::new("/tmp/x.log")));
-            assert_eq!(config.log_level, "debug");
+            assert_eq!(config.log_level, LogLevel::Debug);
             assert_eq!(config.proxy_address.as_deref(), Some("http://proxy:3128"));
         }
     }
@@ -373,7 +420,9 @@ Version: 2
         assert_eq!(config.region.as_deref(), Some("us-west-2"));
         assert_eq!(config.endpoint.as_deref(), Some("http://127.0.0.1:9999"));
         assert_eq!((config.udp_address.as_str(), config.tcp_address.as_str()), ("0.0.0.0:3000", "0.0.0.0:3001"));
-        assert_eq!(config.log_level, "warn");
+        assert_eq!(config.log_level, LogLevel::Warn);
+        assert_eq!(config.log_file.as_deref(), Some(Path::new("/var/log/xray.log")));
+        assert!(config.log_rotation);
         assert!(config.local_mode);
         assert_eq!(config.role_arn.as_deref(), Some("arn:aws:iam::1:role/x"));
 
@@ -389,9 +438,44 @@ Version: 2
         assert!(error.contains("BufferSize"), "{error}");
         let error = with_file("Version: 2\nSocket:\n  UdpAddress: x\n", &[]).unwrap_err().to_string();
         assert!(error.contains("UdpAddress"), "{error}");
-        let error = with_file("Version: 1\n", &[]).unwrap_err().to_string();
-        assert!(error.contains("Version 1"), "{error}");
+        let error = with_file("Version: 3\n", &[]).unwrap_err().to_string();
+        assert!(error.contains("Version 3"), "{error}");
         let error = with_file("Region: x\n", &[]).unwrap_err().to_string();
         assert!(error.contains("Version"), "{error}");
+        let error = with_file("Version: 2\nLogging:\n  LogLevel: verbose\n", &[]).unwrap_err().to_string();
+        assert!(error.contains("verbose"), "{error}");
+    }
+
+    #[test]
+    fn zero_and_empty_values_mean_the_default_as_in_the_official_daemon() {
+        let yaml = "
+Version: 1
+TotalBufferSizeMB: 0
+Concurrency: 0
+Region: ''
+Socket:
+  UDPAddress: ''
+Logging:
+  LogRotation: false
+  LogPath: ''
+";
+        let config = with_file(yaml, &["-m", "0"]).unwrap();
+        assert_eq!(config.buffer_bytes, default_buffer_bytes());
+        assert_eq!(config.concurrency, 8);
+        assert_eq!(config.region, None);
+        assert_eq!(config.udp_address, "127.0.0.1:2000");
+        assert_eq!(config.log_file, None);
+        assert!(!config.log_rotation);
+        assert_eq!(config.log_level, LogLevel::Prod);
+    }
+
+    #[test]
+    fn the_default_buffer_is_1_percent_of_the_host_memory_but_at_least_3_mb() {
+        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap();
+        let total_kb: usize = meminfo
+            .lines()
+            .find_map(|line| line.strip_prefix("MemTotal:")?.trim().strip_suffix("kB")?.trim().parse().ok())
+            .unwrap();
+        assert_eq!(default_buffer_bytes(), (total_kb * 1024 / 100).max(3 * 1024 * 1024));
     }
 }

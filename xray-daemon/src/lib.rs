@@ -15,6 +15,7 @@ pub mod aws;
 mod cli;
 mod counters;
 pub mod datagram;
+pub mod log_file;
 mod log_limit;
 mod proxy;
 mod reporting;
@@ -31,7 +32,7 @@ use aws_sdk_xray::config::timeout::TimeoutConfig;
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc;
 
-pub use cli::{Cli, Config};
+pub use cli::{Cli, Config, LogLevel};
 pub use counters::{BackendErrors, Counters, Snapshot};
 pub use sender::MAX_BATCH;
 
@@ -71,6 +72,9 @@ impl Sockets {
     }
 }
 
+/// How long the last telemetry report may take at shutdown.
+const FINAL_REPORT_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// The kernel's receive buffer asked for (Linux caps it at `net.core.rmem_max`): a burst of datagrams waits there
 /// while the reader is descheduled, instead of being dropped before the daemon can count it.
 const UDP_RECEIVE_BUFFER_BYTES: usize = 4 * 1024 * 1024;
@@ -94,7 +98,7 @@ pub async fn run(
     counters: Counters,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), DaemonError> {
-    let endpoint = aws::endpoint(config, &sdk);
+    let endpoint = aws::endpoint(config, &sdk).await?;
     let client = xray_client(&sdk, &endpoint);
     tracing::info!(
         udp = %sockets.udp.local_addr().map_err(|source| DaemonError::Io { context: "UDP address".into(), source })?,
@@ -129,12 +133,13 @@ pub async fn run(
         counters: counters.clone(),
         interval: config.telemetry_interval,
         resource_arn: config.resource_arn.clone(),
-        hostname: std::fs::read_to_string("/etc/hostname").ok().map(|name| name.trim().to_owned()),
-        reported: Default::default(),
+        hostname: config.hostname.clone(),
+        instance_id: config.instance_id.clone(),
+        state: Default::default(),
     });
     let reporting_task = tokio::spawn({
         let reporter = reporter.clone();
-        async move { reporting::Reporter::run_shared(reporter).await }
+        async move { reporter.run().await }
     });
 
     let (documents, queue) = mpsc::unbounded_channel();
@@ -154,7 +159,8 @@ pub async fn run(
     let _ = sending.await;
     let _ = proxy_task.await;
     reporting_task.abort();
-    reporter.report_final().await;
+    // The last interval's record, unless X-Ray is unreachable: then stopping matters more.
+    let _ = tokio::time::timeout(FINAL_REPORT_TIMEOUT, reporter.report()).await;
     let totals = counters.snapshot();
     tracing::info!(
         received = totals.received,

@@ -7,7 +7,8 @@ use std::sync::Mutex;
 
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
-use xray_daemon::{Cli, Config, Counters, Sockets, aws, run};
+use tracing_subscriber::filter::LevelFilter;
+use xray_daemon::{Cli, Config, Counters, DaemonError, Sockets, aws, log_file, run};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -35,27 +36,17 @@ fn fail(error: &dyn std::fmt::Display) -> ExitCode {
     ExitCode::FAILURE
 }
 
-/// The official levels: dev is the most verbose, prod logs like info.
-fn init_logging(config: &Config, level_flag: bool) -> Result<(), String> {
-    let level = match config.log_level.as_str() {
-        "dev" => "trace",
-        "debug" => "debug",
-        "warn" => "warn",
-        "error" => "error",
-        _ => "info",
-    };
-    // A level given on the command line wins over RUST_LOG, which wins over cfg.yaml's LogLevel.
+/// The level from `-l`, else `RUST_LOG`, else cfg.yaml's `LogLevel`; to stdout or to the (rotated) `-f` file.
+fn init_logging(config: &Config, level_flag: bool) -> Result<(), DaemonError> {
     let from_env = if level_flag { None } else { EnvFilter::try_from_default_env().ok() };
-    let filter = from_env.unwrap_or_else(|| EnvFilter::new(level));
+    let filter = from_env.unwrap_or_else(|| {
+        EnvFilter::default().add_directive(LevelFilter::from_level(config.log_level.tracing_level()).into())
+    });
     // Colour codes only on a terminal: in a container log they are noise.
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(std::io::stdout().is_terminal());
     match &config.log_file {
         Some(path) => {
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .map_err(|error| format!("opening the log file {} (-f): {error}", path.display()))?;
+            let file = log_file::open(path, config.log_rotation)?;
             builder.with_ansi(false).with_writer(Mutex::new(file)).init();
         }
         None => builder.init(),

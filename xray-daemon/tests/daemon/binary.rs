@@ -248,3 +248,13 @@ fn with_a_role_arn_segments_are_signed_with_the_assumed_role() {
     assert!(authorization.contains(&format!("Credential={ASSUMED_ROLE_ACCESS_KEY}/")), "{authorization}");
     assert_eq!(batch.header("x-amz-security-token"), Some("assumed-session-token"));
 }
+
+#[test]
+fn without_c_a_cfg_yaml_in_the_working_directory_is_read_as_the_official_daemon_does() {
+    let home = tempfile::tempdir().unwrap();
+    std::fs::write(home.path().join("cfg.yaml"), "Version: 2\nRegion: eu-west-3\nMemoryLimit: 64\n").unwrap();
+    let output = xray(&["-o"], &[], home.path()).current_dir(home.path()).output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("cfg.yaml") && stderr.contains("MemoryLimit"), "{stderr}");
+}

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use serde_json::Value;
-use test_support::xray_endpoint::{Failure, XrayEndpoint};
+use test_support::xray_endpoint::{Failure, RecordedRequest, XrayEndpoint};
 use xray_daemon::MAX_BATCH;
 
 use crate::helpers::{Daemon, assert_signed_for_xray, name_of};
@@ -162,6 +162,8 @@ async fn counters_are_reported_with_put_telemetry_records() {
     let daemon = Daemon::start(&endpoint, |config| {
         config.telemetry_interval = Duration::from_millis(300);
         config.resource_arn = Some("arn:aws:ecs:us-east-1:123456789012:task/cruddur".to_owned());
+        config.hostname = Some("daemon-host".to_owned());
+        config.instance_id = Some("i-0123456789abcdef0".to_owned());
     })
     .await;
     for index in 0..4 {
@@ -190,7 +192,44 @@ async fn counters_are_reported_with_put_telemetry_records() {
     );
     let request = &endpoint.requests_to("/TelemetryRecords")[0];
     assert_eq!(request.json()["ResourceARN"], "arn:aws:ecs:us-east-1:123456789012:task/cruddur");
+    assert_eq!(request.json()["Hostname"], "daemon-host");
+    assert_eq!(request.json()["EC2InstanceId"], "i-0123456789abcdef0");
     crate::helpers::assert_signed_for_xray(request);
+}
+
+/// The records of the `/TelemetryRecords` calls answered `status`, each named by its timestamp.
+fn telemetry_records(requests: &[RecordedRequest], status: u16) -> Vec<(String, Value)> {
+    requests
+        .iter()
+        .filter(|request| request.path == "/TelemetryRecords" && request.status == status)
+        .flat_map(|request| request.json()["TelemetryRecords"].as_array().cloned().unwrap_or_default())
+        .map(|record| (record["Timestamp"].to_string(), record))
+        .collect()
+}
+
+#[tokio::test]
+async fn telemetry_records_x_ray_could_not_take_are_sent_with_the_next_report() {
+    let endpoint = XrayEndpoint::start();
+    let daemon = Daemon::start(&endpoint, |config| config.telemetry_interval = Duration::from_millis(200)).await;
+    daemon.send_segment("before-the-outage");
+    daemon.wait_for("1 sent", |counters| counters.sent == 1).await;
+    endpoint.fail(Failure::ServerError);
+    endpoint
+        .wait_for("2 refused telemetry calls", |requests| (telemetry_records(requests, 500).len() >= 2).then_some(()))
+        .await;
+    endpoint.recover();
+
+    let accepted = endpoint
+        .wait_for("every refused record accepted later", |requests| {
+            let accepted = telemetry_records(requests, 200);
+            let taken = |timestamp: &String| accepted.iter().any(|(accepted, _)| accepted == timestamp);
+            telemetry_records(requests, 500).iter().all(|(timestamp, _)| taken(timestamp)).then_some(accepted)
+        })
+        .await;
+    let timestamps: BTreeSet<&String> = accepted.iter().map(|(timestamp, _)| timestamp).collect();
+    assert_eq!(timestamps.len(), accepted.len(), "each record is accepted once");
+    let sum = |key: &str| accepted.iter().map(|(_, record)| record[key].as_i64().unwrap_or(0)).sum::<i64>();
+    assert_eq!((sum("SegmentsReceivedCount"), sum("SegmentsSentCount")), (1, 1), "no record lost or counted twice");
 }
 
 #[tokio::test]
