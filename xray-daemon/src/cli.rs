@@ -179,7 +179,7 @@ pub struct Config {
     pub instance_id: Option<String>,
     /// How often counters are reported (`PutTelemetryRecords` and the log).
     pub telemetry_interval: Duration,
-    /// How long a batch may wait for more segments.
+    /// How long a batch may wait, from its first document, for more (1 s, as the official daemon).
     pub batch_idle: Duration,
     /// How long shutdown may spend sending what is buffered.
     pub flush_timeout: Duration,

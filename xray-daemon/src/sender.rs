@@ -1,4 +1,5 @@
-//! From the buffer to X-Ray: batches of at most 50 documents, sent when full or after the idle time, at most
+//! From the buffer to X-Ray: batches of at most 50 documents, sent when full or one idle time (1 s) after their first
+//! document, at most
 //! `Concurrency` calls in flight, failures retried with exponential backoff and jitter while the buffer holds them.
 
 use std::sync::Arc;
@@ -84,12 +85,14 @@ impl Sender {
         let _ = permits.acquire_many(all).await;
     }
 
-    /// Up to [`MAX_BATCH`] documents: the first one waits as long as it takes, the others at most the idle time.
-    /// `None` once the channel is closed and empty.
+    /// Up to [`MAX_BATCH`] documents: the first one waits as long as it takes, the others only until the idle time
+    /// has passed since the first (as the official daemon's timer, a steady trickle must not hold a batch back until
+    /// it fills). `None` once the channel is closed and empty.
     async fn next_batch(&self, documents: &mut mpsc::UnboundedReceiver<String>) -> Option<Vec<String>> {
         let mut batch = vec![documents.recv().await?];
+        let due = Instant::now() + self.batch_idle;
         while batch.len() < MAX_BATCH {
-            match tokio::time::timeout(self.batch_idle, documents.recv()).await {
+            match tokio::time::timeout_at(due, documents.recv()).await {
                 Ok(Some(document)) => batch.push(document),
                 Ok(None) | Err(_) => break,
             }

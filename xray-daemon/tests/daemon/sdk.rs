@@ -1,34 +1,85 @@
 //! The official AWS X-Ray SDK for Python against our daemon, unchanged: its segments arrive at X-Ray through UDP, and
-//! its centralized sampling (`GetSamplingRules` through the TCP port) is answered and signed.
+//! its centralized sampling (`GetSamplingRules`, then `SamplingTargets` about 10 s later) goes through the TCP port,
+//! signed.
 //!
-//! Needs a Python with `aws-xray-sdk` installed, named by `XRAY_SDK_PYTHON` (see the README); run with
-//! `cargo test -p xray-daemon --test daemon sdk -- --ignored`.
+//! The SDK (`aws-xray-sdk`, pinned) is installed by the test itself into a virtual environment under Cargo's
+//! target directory, once; `XRAY_SDK_PYTHON` names a Python that already has it instead. Needs `python3` with its
+//! `venv` module.
 
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use test_support::xray_endpoint::XrayEndpoint;
 
 use crate::helpers::{Daemon, assert_signed_for_xray, name_of};
 
-/// Records one sampled segment with a subsegment, then stays up so the SDK's rule poller can run.
+/// The SDK release the test runs.
+const SDK_REQUIREMENT: &str = "aws-xray-sdk==2.15.0";
+
+/// Records one sampled segment with a subsegment, then keeps asking the centralized sampler, so that the Default rule
+/// is matched once the rules are in and the target poller has statistics to report.
 const SCRIPT: &str = r#"
 import time
 from aws_xray_sdk.core import xray_recorder
 xray_recorder.configure(service="sdk-compat", context_missing="LOG_ERROR")
-segment = xray_recorder.begin_segment("sdk-compat", sampling=1)
+xray_recorder.begin_segment("sdk-compat", sampling=1)
 with xray_recorder.in_subsegment("sdk-work"):
     pass
 xray_recorder.end_segment()
-# The first sampling decision starts the centralized sampler's pollers.
-xray_recorder.begin_segment("sdk-decision")
-xray_recorder.end_segment()
-time.sleep(60)
+for _ in range(120):
+    xray_recorder.begin_segment("sdk-decision")
+    xray_recorder.end_segment()
+    time.sleep(0.5)
 "#;
 
+fn run(command: &mut Command, what: &str) {
+    let output = command.output().unwrap_or_else(|error| panic!("{what}: {error}"));
+    assert!(
+        output.status.success(),
+        "{what} failed ({}):\n{}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn imports_the_sdk(python: &Path) -> bool {
+    Command::new(python)
+        .args(["-c", "import aws_xray_sdk"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
+}
+
+/// A Python with the SDK: `XRAY_SDK_PYTHON`, or a virtual environment made (once) under the target directory.
+fn python_with_the_sdk() -> PathBuf {
+    if let Some(python) = std::env::var_os("XRAY_SDK_PYTHON") {
+        let python = PathBuf::from(python);
+        assert!(imports_the_sdk(&python), "XRAY_SDK_PYTHON={} cannot import aws_xray_sdk", python.display());
+        return python;
+    }
+    let environment = Path::new(env!("CARGO_TARGET_TMPDIR")).join("aws-xray-sdk-python");
+    let python = environment.join("bin").join("python");
+    if imports_the_sdk(&python) {
+        return python;
+    }
+    let found = Command::new("python3").arg("--version").stdout(Stdio::null()).status();
+    assert!(
+        found.is_ok_and(|status| status.success()),
+        "python3 is not installed: the X-Ray SDK compatibility test runs the official Python SDK \
+         (install python3 and python3-venv, or set XRAY_SDK_PYTHON to a Python with aws-xray-sdk)"
+    );
+    run(Command::new("python3").args(["-m", "venv", "--clear"]).arg(&environment), "python3 -m venv (python3-venv)");
+    run(
+        Command::new(&python).args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", SDK_REQUIREMENT]),
+        &format!("pip install {SDK_REQUIREMENT}"),
+    );
+    python
+}
+
 #[tokio::test]
-#[ignore = "needs XRAY_SDK_PYTHON, a Python with aws-xray-sdk"]
-async fn the_python_sdk_sends_segments_and_gets_sampling_rules_through_the_daemon() {
-    let python = std::env::var("XRAY_SDK_PYTHON").expect("XRAY_SDK_PYTHON: a Python with aws-xray-sdk installed");
+async fn the_python_sdk_sends_segments_and_samples_through_the_daemon() {
+    let python = python_with_the_sdk();
     let endpoint = XrayEndpoint::start();
     let daemon = Daemon::start(&endpoint, |_| {}).await;
     let address = format!("tcp:{} udp:{}", daemon.tcp, daemon.udp);
@@ -50,11 +101,20 @@ async fn the_python_sdk_sends_segments_and_gets_sampling_rules_through_the_daemo
             documents.iter().any(|document| name_of(document) == "sdk-compat").then_some(documents)
         })
         .await;
+    // The target poller reports the Default rule's statistics 10 s after it starts.
+    let targets = endpoint
+        .wait_for("SamplingTargets from the SDK", |requests| {
+            requests.iter().find(|request| request.path == "/SamplingTargets").cloned()
+        })
+        .await;
     let _ = sdk.kill();
     let _ = sdk.wait();
 
-    assert_eq!(rules.status, 200);
-    assert_signed_for_xray(&rules);
+    for request in [&rules, &targets] {
+        assert_eq!(request.status, 200, "{}", request.path);
+        assert_signed_for_xray(request);
+    }
+    assert_eq!(targets.json()["SamplingStatisticsDocuments"][0]["RuleName"], "Default");
     let segment: serde_json::Value =
         serde_json::from_str(documents.iter().find(|document| name_of(document) == "sdk-compat").unwrap()).unwrap();
     assert_eq!(segment["subsegments"][0]["name"], "sdk-work");

@@ -34,6 +34,20 @@ async fn segments_sent_over_udp_reach_x_ray_in_signed_batches_of_at_most_50() {
 }
 
 #[tokio::test]
+async fn a_steady_trickle_of_segments_is_sent_within_the_idle_time_not_held_until_a_batch_fills() {
+    let endpoint = XrayEndpoint::start();
+    let daemon = Daemon::start(&endpoint, |config| config.batch_idle = Duration::from_millis(500)).await;
+    // One segment every 100 ms: never 500 ms without one, and 50 would take 5 s.
+    let mut sent = 0;
+    while endpoint.accepted_batches().is_empty() {
+        assert!(sent < 20, "nothing sent after {sent} segments at 100 ms intervals");
+        daemon.send_segment(&format!("trickle-{sent}"));
+        sent += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
 async fn malformed_datagrams_are_counted_and_the_daemon_keeps_going() {
     let endpoint = XrayEndpoint::start();
     let daemon = Daemon::start(&endpoint, |_| {}).await;
