@@ -1,10 +1,12 @@
 //! Sustained throughput of the `xray` binary: a load generator sends segments over UDP at a fixed rate for a fixed
 //! time to a daemon that forwards them to a local X-Ray endpoint; a rate passes when every segment arrives. For each
-//! rate it prints what arrived, what was lost, and the daemon's peak RSS.
+//! rate it prints what the daemon received, what arrived, what was lost (dropped by the kernel before the daemon read
+//! it, or spilled by the daemon's full buffer), and the daemon's peak RSS.
 //!
 //! ```text
 //! cargo bench -p xray-daemon --bench throughput
 //! XRAY_BENCH_RATES=2000,10000,40000 XRAY_BENCH_SECONDS=10 cargo bench -p xray-daemon --bench throughput
+//! XRAY_BENCH_RATES=150000 XRAY_BENCH_BUFFER_MB=16 cargo bench -p xray-daemon --bench throughput   # -m 16
 //! ```
 
 use std::io::{BufRead, BufReader};
@@ -38,12 +40,21 @@ fn datagram(index: usize) -> Vec<u8> {
 struct Daemon {
     child: Child,
     udp: SocketAddr,
+    /// The daemon's last line, with its totals.
+    stopped: mpsc::Receiver<String>,
+}
+
+/// What the daemon counted, from its last log line.
+struct Totals {
+    received: u64,
+    spillover: u64,
 }
 
 impl Daemon {
-    fn start(endpoint: &XrayEndpoint) -> Self {
+    fn start(endpoint: &XrayEndpoint, buffer_mb: Option<&str>) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_xray"))
-            .args(["-o", "-n", "us-east-1", "-b", "127.0.0.1:0", "-t", "127.0.0.1:0", "-l", "warn"])
+            .args(["-o", "-n", "us-east-1", "-b", "127.0.0.1:0", "-t", "127.0.0.1:0"])
+            .args(buffer_mb.map(|mb| ["-m", mb]).into_iter().flatten())
             .args(["--endpoint", &endpoint.url()])
             .env_clear()
             .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
@@ -54,18 +65,26 @@ impl Daemon {
             .spawn()
             .expect("starting xray");
         let (found, address) = mpsc::channel();
+        let (last_line, stopped) = mpsc::channel();
         let stdout = child.stdout.take().expect("piped");
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if let Some(udp) = line.split_whitespace().find_map(|field| field.strip_prefix("udp=")) {
                     let _ = found.send(udp.parse::<SocketAddr>().expect("an address"));
+                } else if line.contains("X-Ray daemon stopped") {
+                    let _ = last_line.send(line);
                 } else if line.contains("WARN") || line.contains("ERROR") {
                     eprintln!("xray: {line}");
                 }
             }
         });
-        let udp = address.recv_timeout(Duration::from_secs(10)).expect("the daemon's start-up line");
-        Self { child, udp }
+        match address.recv_timeout(Duration::from_secs(10)) {
+            Ok(udp) => Self { child, udp, stopped },
+            Err(error) => {
+                let _ = child.kill();
+                panic!("no start-up line from xray: {error}");
+            }
+        }
     }
 
     /// Peak resident memory so far (`VmHWM`), in KB.
@@ -75,6 +94,22 @@ impl Daemon {
             .lines()
             .find_map(|line| line.strip_prefix("VmHWM:")?.trim().strip_suffix("kB")?.trim().parse().ok())
             .unwrap_or(0)
+    }
+}
+
+impl Daemon {
+    /// SIGTERM, as a container stop: the daemon flushes what it holds and logs its totals.
+    fn stop(&mut self) -> Totals {
+        let terminated = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        assert!(terminated.is_ok_and(|status| status.success()), "sending SIGTERM");
+        let line = self.stopped.recv_timeout(Duration::from_secs(20)).expect("the daemon's last line");
+        let field = |name: &str| -> u64 {
+            let prefix = format!("{name}=");
+            line.split_whitespace()
+                .find_map(|field| field.strip_prefix(prefix.as_str())?.parse().ok())
+                .unwrap_or_else(|| panic!("{name} in {line:?}"))
+        };
+        Totals { received: field("received"), spillover: field("spillover") }
     }
 }
 
@@ -106,26 +141,43 @@ fn main() {
     // `cargo bench` passes --bench; `cargo test --benches` passes nothing special: run one short rate then.
     let quick = !std::env::args().any(|arg| arg == "--bench");
     let rates: Vec<u64> = std::env::var("XRAY_BENCH_RATES")
-        .unwrap_or_else(|_| if quick { "500".into() } else { "1000,5000,10000,20000,40000".into() })
+        .unwrap_or_else(|_| if quick { "500".into() } else { "1000,10000,40000,80000,120000".into() })
         .split(',')
         .map(|rate| rate.trim().parse().expect("XRAY_BENCH_RATES: numbers separated by commas"))
         .collect();
     let seconds: u64 =
         std::env::var("XRAY_BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(if quick { 1 } else { 10 });
+    // The daemon's -m; unset: its default, 1% of the host's memory.
+    let buffer_mb = std::env::var("XRAY_BENCH_BUFFER_MB").ok();
     let datagrams: Vec<Vec<u8>> = (0..1000).map(|index| datagram(index * 3)).collect();
-    println!("segment datagram: {} bytes; {seconds} s per rate", datagrams[0].len());
-    println!("{:>10} {:>10} {:>10} {:>8} {:>14}", "rate/s", "sent", "arrived", "lost", "peak RSS (MB)");
+    println!(
+        "segment datagram: {} bytes; {seconds} s per rate; buffer: {}",
+        datagrams[0].len(),
+        buffer_mb.as_deref().map_or("default (1% of memory)".to_owned(), |mb| format!("{mb} MB"))
+    );
+    println!(
+        "{:>8} {:>9} {:>9} {:>9} {:>8} {:>10} {:>10} {:>9}",
+        "rate/s", "sent", "received", "arrived", "lost", "in kernel", "spillover", "peak RSS"
+    );
     for rate in rates {
         let endpoint = XrayEndpoint::start();
-        let daemon = Daemon::start(&endpoint);
+        let mut daemon = Daemon::start(&endpoint, buffer_mb.as_deref());
         let sent = generate(daemon.udp, rate, seconds, &datagrams);
-        // Wait for the stragglers: the last partial batch goes after 1 s idle.
+        // Wait for the stragglers (the last partial batch goes 1 s after its first document), then stop the daemon:
+        // it sends what it still holds.
         let deadline = Instant::now() + Duration::from_secs(5);
         while (endpoint.accepted_document_count() as u64) < sent && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(50));
         }
-        let arrived = endpoint.accepted_document_count() as u64;
         let peak = daemon.peak_rss_kb() as f64 / 1024.0;
-        println!("{rate:>10} {sent:>10} {arrived:>10} {:>8} {peak:>14.1}", sent.saturating_sub(arrived));
+        let totals = daemon.stop();
+        let arrived = endpoint.accepted_document_count() as u64;
+        println!(
+            "{rate:>8} {sent:>9} {:>9} {arrived:>9} {:>8} {:>10} {:>10} {peak:>6.1} MB",
+            totals.received,
+            sent.saturating_sub(arrived),
+            sent.saturating_sub(totals.received),
+            totals.spillover,
+        );
     }
 }

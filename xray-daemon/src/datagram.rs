@@ -28,7 +28,8 @@ pub fn parse(datagram: &[u8]) -> Result<&str, Rejection> {
     let newline = datagram.iter().position(|&byte| byte == b'\n').ok_or(Rejection::MissingHeader)?;
     let (header, document) = (&datagram[..newline], &datagram[newline + 1..]);
     let header: Header = serde_json::from_slice(header).map_err(|_| Rejection::BadHeader)?;
-    if header.format != "json" || header.version != 1 {
+    // The official daemon compares the format without regard to case.
+    if !header.format.eq_ignore_ascii_case("json") || header.version != 1 {
         return Err(Rejection::BadHeader);
     }
     let document = std::str::from_utf8(document).map_err(|_| Rejection::NotUtf8)?.trim();
@@ -53,6 +54,7 @@ mod tests {
         let datagram = format!("{HEADER}{{\"name\":\"backend\",\"id\":\"70de5b6f19ff9a0a\"}}");
         assert_eq!(parse(datagram.as_bytes()), Ok(r#"{"name":"backend","id":"70de5b6f19ff9a0a"}"#));
         assert_eq!(parse(b"{\"format\":\"json\",\"version\":1}\n{}\n"), Ok("{}"));
+        assert_eq!(parse(b"{\"format\":\"JSON\",\"version\":1}\n{}"), Ok("{}"));
     }
 
     #[test]

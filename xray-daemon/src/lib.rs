@@ -133,7 +133,12 @@ pub async fn run(
         counters: counters.clone(),
         interval: config.telemetry_interval,
         resource_arn: config.resource_arn.clone(),
-        hostname: config.hostname.clone(),
+        hostname: config.hostname.clone().or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|name| name.trim().to_owned())
+                .filter(|name| !name.is_empty())
+        }),
         instance_id: config.instance_id.clone(),
         state: Default::default(),
     });
