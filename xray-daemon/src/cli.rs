@@ -84,6 +84,29 @@ pub struct Cli {
     #[arg(long = "instance-id", env = "AWS_INSTANCE_ID", hide = true)]
     pub instance_id: Option<String>,
 
+    /// Keep what arrives in a local console (not in the official daemon): the TCP port then also serves the X-Ray
+    /// read API (GetTraceSummaries, BatchGetTraces, GetServiceGraph), OTLP/HTTP spans on /v1/traces and a web page
+    /// at /. Without AWS credentials nothing is forwarded and sampling is answered from the rule file.
+    #[arg(long = "console")]
+    pub console: bool,
+
+    /// Traces the console keeps at most (the oldest go first).
+    #[arg(long = "console-traces", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub console_traces: u64,
+
+    /// Memory the console's traces take at most, in MB (the oldest go first).
+    #[arg(long = "console-memory", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..))]
+    pub console_memory: u64,
+
+    /// Keep the console's traces in this file (JSON lines), so a restart keeps them.
+    #[arg(long = "console-file")]
+    pub console_file: Option<PathBuf>,
+
+    /// The sampling rule file the console answers GetSamplingRules and SamplingTargets from (default:
+    /// infra/aws/json/xray.json in this directory or a parent, else the one built in).
+    #[arg(long = "console-rules")]
+    pub console_rules: Option<PathBuf>,
+
     /// Print the version and exit.
     #[arg(short = 'v', long = "version", action = ArgAction::Version)]
     version: Option<bool>,
@@ -183,6 +206,8 @@ pub struct Config {
     pub batch_idle: Duration,
     /// How long shutdown may spend sending what is buffered.
     pub flush_timeout: Duration,
+    /// The local console (`--console`), if on.
+    pub console: Option<xray_console::ConsoleConfig>,
 }
 
 impl Config {
@@ -208,6 +233,7 @@ impl Config {
             telemetry_interval: Duration::from_secs(60),
             batch_idle: Duration::from_secs(1),
             flush_timeout: Duration::from_secs(10),
+            console: None,
         }
     }
 
@@ -247,6 +273,9 @@ impl Config {
         config.log_rotation = logging.log_rotation.unwrap_or(true);
         config.hostname = first_set([cli.hostname.clone()]);
         config.instance_id = first_set([cli.instance_id.clone()]);
+        if cli.console {
+            config.console = Some(console_config(cli)?);
+        }
         Ok(config)
     }
 
@@ -257,6 +286,23 @@ impl Config {
             .next()
             .ok_or_else(|| DaemonError::Config(format!("address {address:?} resolves to nothing")))
     }
+}
+
+/// The console's settings; the rule file is read (and checked) now, so a bad one stops the start.
+fn console_config(cli: &Cli) -> Result<xray_console::ConsoleConfig, DaemonError> {
+    let located = || std::env::current_dir().ok().and_then(|directory| infra::rule_file::locate(&directory).ok());
+    let rules = match cli.console_rules.clone().or_else(located) {
+        Some(path) => infra::rule_file::load(&path).map_err(|error| DaemonError::Config(error.to_string()))?,
+        None => xray_console::default_rules(),
+    };
+    let mut console = xray_console::ConsoleConfig::new();
+    console.limits = xray_console::Limits {
+        max_traces: usize::try_from(cli.console_traces).unwrap_or(usize::MAX),
+        max_bytes: usize::try_from(cli.console_memory.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX),
+    };
+    console.file = cli.console_file.clone();
+    console.rules = vec![rules];
+    Ok(console)
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, DaemonError> {
@@ -376,6 +422,28 @@ mod tests {
         assert_eq!(cli(&["--version"]).unwrap_err().kind(), clap::error::ErrorKind::DisplayVersion);
         assert_eq!(cli(&["-h"]).unwrap_err().kind(), clap::error::ErrorKind::DisplayHelp);
         assert!(cli(&["-l", "verbose"]).is_err(), "only the official levels");
+    }
+
+    #[test]
+    fn the_console_is_off_unless_asked_and_takes_its_bounds_file_and_rules() {
+        assert!(Config::from_cli(&cli(&[]).unwrap()).unwrap().console.is_none());
+        let rules = tempfile::NamedTempFile::new().unwrap();
+        let text = include_str!("../../infra/aws/json/xray.json").replace("\"FixedRate\": 0.1", "\"FixedRate\": 0.5");
+        std::fs::write(rules.path(), text).unwrap();
+        let rules_path = rules.path().to_str().unwrap();
+        let args = ["--console", "--console-traces", "50", "--console-memory", "8", "--console-file", "/tmp/t.jsonl"];
+        let config = Config::from_cli(&cli(&[&args[..], &["--console-rules", rules_path]].concat()).unwrap()).unwrap();
+        let console = config.console.unwrap();
+        assert_eq!((console.limits.max_traces, console.limits.max_bytes), (50, 8 * 1024 * 1024));
+        assert_eq!(console.file.as_deref(), Some(Path::new("/tmp/t.jsonl")));
+        assert_eq!(console.rules[0].fixed_rate, 0.5);
+        let defaults = Config::from_cli(&cli(&["--console"]).unwrap()).unwrap().console.unwrap();
+        assert_eq!((defaults.limits.max_traces, defaults.limits.max_bytes), (1000, 64 * 1024 * 1024));
+        assert_eq!(defaults.rules[0].rule_name, "Cruddur");
+        assert!(cli(&["--console", "--console-traces", "0"]).is_err());
+        let error =
+            Config::from_cli(&cli(&["--console", "--console-rules", "/nonexistent.json"]).unwrap()).unwrap_err();
+        assert!(error.to_string().contains("/nonexistent.json"), "{error}");
     }
 
     #[test]

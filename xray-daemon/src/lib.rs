@@ -91,6 +91,10 @@ fn bind_udp(address: SocketAddr) -> std::io::Result<UdpSocket> {
 
 /// Receives, batches and sends segments, proxies the TCP port and reports counters, until `shutdown` completes;
 /// then stops reading, sends what is buffered (up to `config.flush_timeout`) and returns.
+///
+/// With `config.console`, what arrives is also kept in the local console, whose routes the TCP port serves; when
+/// `sdk` has no region or no credentials, nothing is forwarded at all (no `PutTraceSegments`, no proxy, no
+/// telemetry) and the console answers the sampling API itself.
 pub async fn run(
     sockets: Sockets,
     config: &Config,
@@ -98,16 +102,40 @@ pub async fn run(
     counters: Counters,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), DaemonError> {
-    let endpoint = aws::endpoint(config, &sdk).await?;
-    let client = xray_client(&sdk, &endpoint);
-    tracing::info!(
-        udp = %sockets.udp.local_addr().map_err(|source| DaemonError::Io { context: "UDP address".into(), source })?,
-        tcp = %sockets.tcp.local_addr().map_err(|source| DaemonError::Io { context: "TCP address".into(), source })?,
-        endpoint,
-        region = ?sdk.region(),
-        buffer_bytes = config.buffer_bytes,
-        "X-Ray daemon started"
-    );
+    let io = |context: &str| {
+        let context = context.to_owned();
+        move |source| DaemonError::Io { context, source }
+    };
+    let udp_address = sockets.udp.local_addr().map_err(io("UDP address"))?;
+    let tcp_address = sockets.tcp.local_addr().map_err(io("TCP address"))?;
+    let forward = match &config.console {
+        None => true,
+        Some(_) => match can_forward(&sdk).await {
+            Ok(()) => true,
+            Err(reason) => {
+                tracing::info!(
+                    "{reason}: console only, nothing is forwarded to X-Ray; traces are kept at http://{tcp_address}/"
+                );
+                false
+            }
+        },
+    };
+    let console = match &config.console {
+        Some(console_config) => {
+            let mut console_config = console_config.clone();
+            console_config.serve_sampling = !forward;
+            let console = xray_console::Console::start(console_config)
+                .map_err(|error| DaemonError::Config(format!("console: {error}")))?;
+            tracing::info!(
+                console = %format!("http://{tcp_address}/"),
+                traces = config.console.as_ref().map(|c| c.limits.max_traces),
+                bytes = config.console.as_ref().map(|c| c.limits.max_bytes),
+                "X-Ray console: recent traces, the X-Ray read API and OTLP/HTTP (/v1/traces) on the TCP port"
+            );
+            Some(console)
+        }
+        None => None,
+    };
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
@@ -115,18 +143,47 @@ pub async fn run(
         let _ = stop_tx.send(true);
     });
 
-    let proxy = proxy::Proxy { sdk, endpoint, client: proxy_client(config)? };
+    let upstream = if forward {
+        let endpoint = aws::endpoint(config, &sdk).await?;
+        let client = xray_client(&sdk, &endpoint);
+        tracing::info!(
+            udp = %udp_address,
+            tcp = %tcp_address,
+            endpoint,
+            region = ?sdk.region(),
+            buffer_bytes = config.buffer_bytes,
+            "X-Ray daemon started"
+        );
+        Some((proxy::Proxy { sdk, endpoint, client: proxy_client(config)? }, client))
+    } else {
+        tracing::info!(udp = %udp_address, tcp = %tcp_address, "X-Ray daemon started");
+        None
+    };
+
+    let router = match (&console, &upstream) {
+        (Some(console), Some((proxy, _))) => console.router().merge(proxy::router(proxy.clone())),
+        (Some(console), None) => console.router().fallback(unknown_operation),
+        (None, Some((proxy, _))) => proxy::router(proxy.clone()),
+        (None, None) => unreachable!("without a console the daemon always forwards"),
+    };
     let mut proxy_stop = stop_rx.clone();
     let proxy_task = tokio::spawn(async move {
-        let served = axum::serve(sockets.tcp, proxy::router(proxy))
+        let served = axum::serve(sockets.tcp, router)
             .with_graceful_shutdown(async move {
                 let _ = proxy_stop.wait_for(|stop| *stop).await;
             })
             .await;
         if let Err(error) = served {
-            tracing::error!(%error, "the TCP proxy stopped");
+            tracing::error!(%error, "the TCP server stopped");
         }
     });
+
+    let Some((_, client)) = upstream else {
+        receive(&sockets.udp, None, console.as_ref(), &counters, config.buffer_bytes as u64, stop_rx).await;
+        let _ = proxy_task.await;
+        log_totals(&counters, console.as_ref());
+        return Ok(());
+    };
 
     let reporter = Arc::new(reporting::Reporter {
         client: client.clone(),
@@ -158,7 +215,7 @@ pub async fn run(
     let (set_deadline, deadline) = sender::FlushDeadline::new();
     let sending = tokio::spawn(sender.run(queue, deadline));
 
-    receive(&sockets.udp, documents, &counters, config.buffer_bytes as u64, stop_rx).await;
+    receive(&sockets.udp, Some(documents), console.as_ref(), &counters, config.buffer_bytes as u64, stop_rx).await;
     // The receiving side is closed: the sender drains the queue and flushes, within the deadline.
     let _ = set_deadline.send(Some(tokio::time::Instant::now() + config.flush_timeout));
     let _ = sending.await;
@@ -166,22 +223,57 @@ pub async fn run(
     reporting_task.abort();
     // The last interval's record, unless X-Ray is unreachable: then stopping matters more.
     let _ = tokio::time::timeout(FINAL_REPORT_TIMEOUT, reporter.report()).await;
+    log_totals(&counters, console.as_ref());
+    Ok(())
+}
+
+fn log_totals(counters: &Counters, console: Option<&xray_console::Console>) {
     let totals = counters.snapshot();
+    let kept = console.map(xray_console::Console::stats);
     tracing::info!(
         received = totals.received,
         sent = totals.sent,
         spillover = totals.spillover,
         rejected = totals.rejected,
+        console_traces = kept.map(|stats| stats.traces),
+        console_dropped = kept.map(|stats| stats.dropped),
         "X-Ray daemon stopped"
     );
-    Ok(())
+}
+
+/// How long finding credentials may take before the console gives up on forwarding.
+const CREDENTIALS_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Whether there is somewhere to forward to: a region and credentials that resolve.
+async fn can_forward(sdk: &SdkConfig) -> Result<(), String> {
+    use aws_credential_types::provider::ProvideCredentials;
+    if sdk.region().is_none() {
+        return Err("no AWS region".into());
+    }
+    let provider = sdk.credentials_provider().ok_or("no AWS credentials")?;
+    match tokio::time::timeout(CREDENTIALS_TIMEOUT, provider.provide_credentials()).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(_)) | Err(_) => Err("no AWS credentials".into()),
+    }
+}
+
+/// What the console-only TCP port answers on paths it does not serve, as X-Ray answers an unknown operation.
+async fn unknown_operation(uri: http::Uri) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let body = serde_json::json!({
+        "__type": "UnknownOperationException",
+        "message": format!("{} is not served by the local console (no AWS credentials, nothing is forwarded)", uri.path()),
+    });
+    (http::StatusCode::NOT_FOUND, [("x-amzn-errortype", "UnknownOperationException")], axum::Json(body)).into_response()
 }
 
 /// The UDP loop: every datagram is counted, parsed and either queued (if the buffer has room) or counted as
-/// rejected or spillover; it never stops on bad input.
+/// rejected or spillover; it never stops on bad input. With a console, each valid document is also offered to it,
+/// which never waits (a busy console drops and counts).
 async fn receive(
     socket: &UdpSocket,
-    documents: mpsc::UnboundedSender<String>,
+    documents: Option<mpsc::UnboundedSender<String>>,
+    console: Option<&xray_console::Console>,
     counters: &Counters,
     buffer_limit: u64,
     mut stop: tokio::sync::watch::Receiver<bool>,
@@ -189,23 +281,31 @@ async fn receive(
     let mut datagram = vec![0u8; 65_536];
     let rejections = RateLimitedLog::new(Duration::from_secs(10));
     let spills = RateLimitedLog::new(Duration::from_secs(10));
+    let console_drops = RateLimitedLog::new(Duration::from_secs(10));
     let accept = |datagram: &[u8]| {
         counters.received();
-        match datagram::parse(datagram) {
+        let document = match datagram::parse(datagram) {
             Err(rejection) => {
                 counters.rejected(1);
                 rejections.warn(&format!("rejected a datagram of {} bytes: {rejection:?}", datagram.len()));
+                return;
             }
-            Ok(document) if counters.reserve(counters::document_size(document), buffer_limit) => {
-                // The receiver lives until this function returns, so sending cannot fail.
-                let _ = documents.send(document.to_owned());
-            }
-            Ok(_) => {
-                counters.spillover(1);
-                spills.warn(&format!(
-                    "buffer full ({buffer_limit} bytes): dropped a segment; raise -m or check the X-Ray endpoint"
-                ));
-            }
+            Ok(document) => document,
+        };
+        if let Some(console) = console
+            && !console.offer(document.to_owned(), xray_console::Source::Xray)
+        {
+            console_drops.warn("the console is busy: a segment was not kept in it (counted in its stats)");
+        }
+        let Some(documents) = &documents else { return };
+        if counters.reserve(counters::document_size(document), buffer_limit) {
+            // The receiver lives until this function returns, so sending cannot fail.
+            let _ = documents.send(document.to_owned());
+        } else {
+            counters.spillover(1);
+            spills.warn(&format!(
+                "buffer full ({buffer_limit} bytes): dropped a segment; raise -m or check the X-Ray endpoint"
+            ));
         }
     };
     loop {

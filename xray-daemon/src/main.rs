@@ -21,7 +21,14 @@ fn main() -> ExitCode {
     }
     let runtime = tokio::runtime::Runtime::new().expect("starting the Tokio runtime");
     let result = runtime.block_on(async {
-        let sdk = aws::load(&config).await?;
+        let sdk = match aws::load(&config).await {
+            Ok(sdk) => sdk,
+            // The console works with no account at all: it says so once the sockets are bound, and forwards nothing.
+            Err(DaemonError::NoRegion) if config.console.is_some() => {
+                aws_config::SdkConfig::builder().behavior_version(aws_config::BehaviorVersion::latest()).build()
+            }
+            Err(error) => return Err(error),
+        };
         let sockets = Sockets::bind(&config).await?;
         run(sockets, &config, sdk, Counters::default(), shutdown::signal()).await
     });

@@ -54,18 +54,15 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     let mut services = Services::new()?;
     let daemon = SocketAddr::from(([127, 0, 0, 1], args.daemon_port));
     let region = std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".to_owned());
-    services.start(
-        "xray-daemon",
-        std::process::Command::new(binary("xray")).args([
-            "--local-mode",
-            "--region",
-            &region,
-            "--bind",
-            &daemon.to_string(),
-            "--bind-tcp",
-            &daemon.to_string(),
-        ]),
-    )?;
+    // No account: the daemon keeps the traces in its console (kept across restarts in .data/) instead of counting
+    // what it cannot deliver.
+    let console = !aws_credentials_present();
+    let mut xray = std::process::Command::new(binary("xray"));
+    xray.args(["--local-mode", "--region", &region, "--bind", &daemon.to_string(), "--bind-tcp", &daemon.to_string()]);
+    if console {
+        xray.arg("--console").arg("--console-file").arg(root.join(".data/xray-console.jsonl"));
+    }
+    services.start("xray-daemon", &mut xray)?;
     wait_for_port(daemon, Duration::from_secs(30)).or_else(|error| services.check_running().and(Err(error)))?;
 
     services.start(
@@ -73,6 +70,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         std::process::Command::new(binary("cruddur-backend"))
             .env("DATABASE_URL", &database_url)
             .env("AWS_XRAY_DAEMON_ADDRESS", daemon.to_string())
+            .envs(console_otlp(console, daemon))
             .env("PORT", args.port.to_string())
             .env("SEED_IF_EMPTY", "true")
             .env("TOKEN_SECRET", token_secret(&root.join(".data"))?),
@@ -83,12 +81,20 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     eprintln!(
         "\nCruddur is running (Ctrl-C stops everything):\n\
          \x20 API       http://localhost:{port}/api/activities/home\n\
+         {console_line}\
          \x20 X-Ray     daemon on {daemon} (UDP segments, TCP sampling proxy), region {region}{xray_note}\n\
          \x20 Postgres  {database_url}{data}\n\
          \x20 Sign in as andrewbrown (andrew@exampro.co), bayko, londo or altbrown with the password cruddur-password\n",
         port = args.port,
-        xray_note =
-            if aws_credentials_present() { "" } else { ": no AWS credentials, so segments are counted, not delivered" },
+        console_line = if console {
+            format!(
+                "\x20 Console   http://localhost:{}/  (X-Ray console: every trace, no AWS account)\n",
+                daemon.port()
+            )
+        } else {
+            String::new()
+        },
+        xray_note = if console { ": no AWS credentials, so traces stay in the console" } else { "" },
         data = if std::env::var_os("DATABASE_URL").is_some() { "" } else { "  (data in .data/postgres)" },
     );
     services.wait()
@@ -110,6 +116,15 @@ fn token_secret(data: &Path) -> anyhow::Result<String> {
     fs::create_dir_all(data)?;
     fs::write(&file, &secret).with_context(|| format!("writing {}", file.display()))?;
     Ok(secret)
+}
+
+/// Without an OTLP destination of the user's, the backend's spans (and the browser's, which it relays) go to the
+/// daemon's console, where they join the X-Ray segments of the same trace.
+fn console_otlp(console: bool, daemon: SocketAddr) -> Vec<(&'static str, String)> {
+    let configured = ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"]
+        .iter()
+        .any(|name| std::env::var(name).is_ok_and(|value| !value.is_empty()));
+    if console && !configured { vec![("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{daemon}"))] } else { Vec::new() }
 }
 
 /// Whether the AWS SDK's credential chain can find anything (variables, a profile, a shared credentials file).

@@ -45,8 +45,17 @@ pub(crate) struct Daemon {
 impl Daemon {
     /// Starts the daemon against `endpoint` with the defaults, changed by `tune`.
     pub(crate) async fn start(endpoint: &XrayEndpoint, tune: impl FnOnce(&mut Config)) -> Self {
+        Self::start_with(Some(endpoint), sdk_config(), tune).await
+    }
+
+    /// Starts the daemon with `sdk` (region and credentials, or none), against `endpoint` if given.
+    pub(crate) async fn start_with(
+        endpoint: Option<&XrayEndpoint>,
+        sdk: SdkConfig,
+        tune: impl FnOnce(&mut Config),
+    ) -> Self {
         let mut config = Config::new("127.0.0.1:0", "127.0.0.1:0");
-        config.endpoint = Some(endpoint.url());
+        config.endpoint = endpoint.map(XrayEndpoint::url);
         config.local_mode = true;
         config.region = Some(REGION.to_owned());
         tune(&mut config);
@@ -63,7 +72,7 @@ impl Daemon {
                 let shutdown = async {
                     let _ = stopped.await;
                 };
-                xray_daemon::run(sockets, &config, sdk_config(), counters, shutdown).await
+                xray_daemon::run(sockets, &config, sdk, counters, shutdown).await
             }
         });
         let client = UdpSocket::bind("127.0.0.1:0").expect("binding the SDK side");

@@ -2,6 +2,7 @@
 //! signing proxy on TCP, and the `xray` binary itself.
 
 mod binary;
+mod console;
 mod helpers;
 mod proxy;
 mod sdk;
