@@ -1,8 +1,18 @@
-//! `cargo xtask bench-api`: requests/s and p99 latency of `GET /api/activities/home` on the seeded database,
-//! measured with `wrk` against the release build of the backend and a throwaway Postgres, with tracing off, to
-//! OTLP only, to X-Ray only, and to both (to local sinks that count what they receive).
+//! `cargo xtask bench-api`: requests/s, p99 latency and the backend's CPU time per request of
+//! `GET /api/activities/home` on the seeded database, measured with `wrk` against the release build of the backend and
+//! a throwaway Postgres, with tracing off, to OTLP only, to X-Ray only, and to both (to local sinks that count what
+//! they receive).
+//!
+//! Requests/s and p99 depend on what else the machine runs (wrk, Postgres and the sinks share its cores with the
+//! backend). The CPU time the backend process spent (`utime + stime` of `/proc/<pid>/stat`, every thread, exporter
+//! threads included) divided by the requests it answered depends much less on it, so it is the figure that states
+//! what tracing costs on a busy machine. `--rounds` repeats the modes in turn and reports medians.
+//!
+//! The release build goes to `$CARGO_TARGET_DIR` (default `target/`), so a directory of its own keeps a shared
+//! target's lock free while the benchmark builds.
 
 use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -15,6 +25,9 @@ use crate::install;
 use crate::process::{Services, cargo, step, wait_for_port, workspace_root};
 use crate::sinks::{HttpSink, SegmentSink};
 
+/// The backend binary's name as the kernel shows it (`comm`, at most 15 bytes).
+const BACKEND: &str = "cruddur-backend";
+
 #[derive(clap::Args)]
 pub(crate) struct Args {
     /// How long each measurement runs, in seconds.
@@ -26,6 +39,9 @@ pub(crate) struct Args {
     /// Which exporters to measure; `all` compares the four.
     #[arg(long, value_enum, default_value_t = Tracing::All)]
     tracing: Tracing,
+    /// How many times each mode is measured (in turn, so that a busy spell touches every mode); medians are shown.
+    #[arg(long, default_value_t = 1)]
+    rounds: u32,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -55,8 +71,12 @@ impl Tracing {
 /// One measurement.
 struct Measured {
     requests_per_second: f64,
-    p99: String,
-    non_2xx: String,
+    p99_ms: f64,
+    non_2xx: u64,
+    /// Backend CPU time (user + system, all threads) per completed request, in microseconds.
+    cpu_us_per_request: f64,
+    /// The share of one core the backend used while measured.
+    cores: f64,
 }
 
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
@@ -72,27 +92,77 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         Tracing::All => vec![Tracing::Off, Tracing::Otlp, Tracing::Xray, Tracing::Both, Tracing::DeadOtlp],
         one => vec![one],
     };
-    let mut results = Vec::new();
-    for mode in modes {
-        let (exports, segments) = (otlp.exports.load(Ordering::Relaxed), xray.segments.load(Ordering::Relaxed));
-        let measured = measure(&args, &cluster, mode, &otlp, &xray)?;
-        println!(
-            "{:<13} {:>9.0} requests/s  p99 {:>8}  non-2xx {}  (OTLP exports received: {}, X-Ray segments: {})",
-            mode.label(),
-            measured.requests_per_second,
-            measured.p99,
-            measured.non_2xx,
-            otlp.exports.load(Ordering::Relaxed) - exports,
-            xray.segments.load(Ordering::Relaxed) - segments,
-        );
-        results.push((mode, measured));
+    let mut results: Vec<(Tracing, Measured)> = Vec::new();
+    for round in 1..=args.rounds.max(1) {
+        for &mode in &modes {
+            let (exports, segments) = (otlp.exports.load(Ordering::Relaxed), xray.segments.load(Ordering::Relaxed));
+            let measured = measure(&args, &cluster, mode, &otlp, &xray)?;
+            println!(
+                "{:<13} {:>7.0} requests/s  p99 {:>6.2} ms  CPU {:>6.1} µs/request ({:.2} cores)  non-2xx {}  \
+                 (round {round}; OTLP exports received: {}, X-Ray datagrams: {})",
+                mode.label(),
+                measured.requests_per_second,
+                measured.p99_ms,
+                measured.cpu_us_per_request,
+                measured.cores,
+                measured.non_2xx,
+                otlp.exports.load(Ordering::Relaxed) - exports,
+                xray.segments.load(Ordering::Relaxed) - segments,
+            );
+            results.push((mode, measured));
+        }
     }
-    let throughput = |mode| results.iter().find(|(measured, _)| *measured == mode).map(|(_, m)| m.requests_per_second);
-    if let (Some(off), Some(both)) = (throughput(Tracing::Off), throughput(Tracing::Both)) {
-        println!("both exporters cost {:.1}% of the throughput with tracing off", 100.0 * (1.0 - both / off));
+
+    let median_of = |mode: Tracing, figure: fn(&Measured) -> f64| {
+        let mut values: Vec<f64> =
+            results.iter().filter(|(measured, _)| *measured == mode).map(|(_, m)| figure(m)).collect();
+        median(&mut values)
+    };
+    let off = (median_of(Tracing::Off, |m| m.requests_per_second), median_of(Tracing::Off, |m| m.cpu_us_per_request));
+    println!("\nmedians of {} round(s):", args.rounds.max(1));
+    for &mode in &modes {
+        let (rps, p99, cpu) = (
+            median_of(mode, |m| m.requests_per_second),
+            median_of(mode, |m| m.p99_ms),
+            median_of(mode, |m| m.cpu_us_per_request),
+        );
+        let (Some(rps), Some(p99), Some(cpu)) = (rps, p99, cpu) else { continue };
+        let cost = match off {
+            (Some(off_rps), Some(off_cpu)) if mode != Tracing::Off => format!(
+                "  throughput {:+.1}%, CPU {:+.1} µs/request ({:+.1}%)",
+                100.0 * (rps / off_rps - 1.0),
+                cpu - off_cpu,
+                100.0 * (cpu / off_cpu - 1.0)
+            ),
+            _ => String::new(),
+        };
+        println!("{:<13} {rps:>7.0} requests/s  p99 {p99:>6.2} ms  CPU {cpu:>6.1} µs/request{cost}", mode.label());
     }
     println!("({} connections, {} s each, GET /api/activities/home)", args.connections, args.seconds);
     Ok(())
+}
+
+fn median(values: &mut [f64]) -> Option<f64> {
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => None,
+        n if n % 2 == 1 => Some(values[n / 2]),
+        n => Some((values[n / 2 - 1] + values[n / 2]) / 2.0),
+    }
+}
+
+/// Where cargo puts the release build: `$CARGO_TARGET_DIR` (relative to the workspace root, where [`cargo`] runs),
+/// else `target/`.
+fn release_binary() -> PathBuf {
+    let root = workspace_root();
+    let target = std::env::var_os("CARGO_TARGET_DIR").filter(|dir| !dir.is_empty()).map_or_else(
+        || root.join("target"),
+        |dir| {
+            let dir = PathBuf::from(dir);
+            if dir.is_absolute() { dir } else { root.join(dir) }
+        },
+    );
+    target.join("release").join(BACKEND)
 }
 
 fn measure(
@@ -103,7 +173,7 @@ fn measure(
     xray: &SegmentSink,
 ) -> anyhow::Result<Measured> {
     let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let mut backend = Command::new(workspace_root().join("target/release/cruddur-backend"));
+    let mut backend = Command::new(release_binary());
     backend
         .env("DATABASE_URL", cluster.url("bench"))
         .env("PORT", port.to_string())
@@ -128,23 +198,93 @@ fn measure(
     let mut services = Services::new()?;
     services.start("backend", &mut backend)?;
     wait_for_port(SocketAddr::from(([127, 0, 0, 1], port)), Duration::from_secs(60))?;
+    let pid = backend_pid()?;
 
     let url = format!("http://127.0.0.1:{port}/api/activities/home");
     // Warm the connection pool and the statement caches before measuring.
     wrk(&url, 2, args.connections)?;
+    let cpu_before = cpu_ticks(pid)?;
     let output = wrk(&url, args.seconds, args.connections)?;
+    let cpu_after = cpu_ticks(pid)?;
     services.check_running()?;
     services.stop();
+
+    let requests: f64 = output
+        .lines()
+        .find_map(|line| line.trim().split_once(" requests in "))
+        .context("wrk printed no request count")?
+        .0
+        .trim()
+        .parse()?;
+    let cpu_seconds = (cpu_after - cpu_before) as f64 / clock_ticks_per_second();
     Ok(Measured {
         requests_per_second: field(&output, "Requests/sec:").context("wrk printed no Requests/sec")?.parse()?,
-        p99: output
+        p99_ms: output
             .lines()
             .map(str::trim)
             .find_map(|line| line.strip_prefix("99%"))
-            .map(|p99| p99.trim().to_owned())
+            .and_then(|p99| milliseconds(p99.trim()))
             .context("wrk printed no 99% latency")?,
-        non_2xx: field(&output, "Non-2xx or 3xx responses:").unwrap_or("0").to_owned(),
+        non_2xx: field(&output, "Non-2xx or 3xx responses:").unwrap_or("0").parse()?,
+        cpu_us_per_request: 1e6 * cpu_seconds / requests.max(1.0),
+        cores: cpu_seconds / f64::from(args.seconds),
     })
+}
+
+/// The pid of the backend we started: our child named [`BACKEND`].
+fn backend_pid() -> anyhow::Result<u32> {
+    let ours = std::process::id();
+    for entry in std::fs::read_dir("/proc")? {
+        let Ok(pid) = entry?.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        let Some((comm, fields)) = parse_stat(&stat) else { continue };
+        if comm == BACKEND && fields.get(1).and_then(|ppid| ppid.parse::<u32>().ok()) == Some(ours) {
+            return Ok(pid);
+        }
+    }
+    bail!("the backend process was not found in /proc")
+}
+
+/// `comm` and the fields after it (the third field of `/proc/<pid>/stat`, `state`, is the first of them).
+fn parse_stat(stat: &str) -> Option<(&str, Vec<&str>)> {
+    // comm is in parentheses and may itself hold spaces or parentheses: it ends at the last ')'.
+    let (head, rest) = stat.rsplit_once(')')?;
+    let (_, comm) = head.split_once('(')?;
+    Some((comm, rest.split_whitespace().collect()))
+}
+
+/// User + system CPU time of every thread of `pid` so far, in clock ticks.
+fn cpu_ticks(pid: u32) -> anyhow::Result<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).context("reading the backend's CPU time")?;
+    let (_, fields) = parse_stat(&stat).context("an unreadable /proc/<pid>/stat")?;
+    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after comm.
+    let tick = |index: usize| fields.get(index).and_then(|value| value.parse::<u64>().ok());
+    Ok(tick(11).context("no utime")? + tick(12).context("no stime")?)
+}
+
+/// `sysconf(_SC_CLK_TCK)`, through getconf (100 on every Linux we run on).
+fn clock_ticks_per_second() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|output| String::from_utf8_lossy(&output.stdout).trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// wrk's latency (`850.00us`, `11.62ms`, `1.02s`, `2.00m`) in milliseconds.
+fn milliseconds(text: &str) -> Option<f64> {
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let scale = match unit {
+        "us" => 1e-3,
+        "ms" => 1.0,
+        "s" => 1e3,
+        "m" => 60e3,
+        _ => return None,
+    };
+    Some(number * scale)
 }
 
 fn wrk(url: &str, seconds: u32, connections: u32) -> anyhow::Result<String> {
@@ -161,4 +301,32 @@ fn wrk(url: &str, seconds: u32, connections: u32) -> anyhow::Result<String> {
 
 fn field<'a>(output: &'a str, label: &str) -> Option<&'a str> {
     output.lines().find_map(|line| line.trim().strip_prefix(label)).map(str::trim)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrk_latencies_are_read_in_milliseconds() {
+        assert_eq!(milliseconds("850.00us"), Some(0.85));
+        assert_eq!(milliseconds("11.62ms"), Some(11.62));
+        assert_eq!(milliseconds("1.02s"), Some(1020.0));
+        assert_eq!(milliseconds("fast"), None);
+    }
+
+    #[test]
+    fn proc_stat_is_split_after_the_command_name() {
+        let stat = "4242 (cruddur (x) b) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 40 0 0 20 0 9 0";
+        let (comm, fields) = parse_stat(stat).unwrap();
+        assert_eq!(comm, "cruddur (x) b");
+        assert_eq!((fields[1], fields[11], fields[12]), ("1", "250", "40"));
+    }
+
+    #[test]
+    fn medians() {
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(&mut [4.0, 1.0]), Some(2.5));
+        assert_eq!(median(&mut []), None);
+    }
 }
