@@ -16,7 +16,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
 use opentelemetry::trace::{SpanKind, TraceContextExt, Tracer};
-use opentelemetry::{Context, KeyValue};
+use opentelemetry::{Context, KeyValue, StringValue};
 use opentelemetry_semantic_conventions::attribute::{
     DB_NAMESPACE, DB_OPERATION_NAME, DB_QUERY_TEXT, DB_RESPONSE_RETURNED_ROWS, DB_SYSTEM_NAME, SERVER_ADDRESS,
     SERVER_PORT,
@@ -59,7 +59,29 @@ impl DatabaseTarget {
 }
 
 /// Where [`QuerySpans`] reads the target, set after start-up with [`crate::Telemetry::set_database`].
-pub(crate) type SharedTarget = Arc<RwLock<Option<DatabaseTarget>>>;
+pub(crate) type SharedTarget = Arc<RwLock<Option<Arc<SpanTarget>>>>;
+
+/// A [`DatabaseTarget`] made ready for spans once, when it is set: the attributes hold shared strings, so each
+/// query span copies pointers, not text.
+#[derive(Debug)]
+pub(crate) struct SpanTarget {
+    namespace: Arc<str>,
+    attributes: Vec<KeyValue>,
+}
+
+impl SpanTarget {
+    pub(crate) fn new(target: DatabaseTarget) -> Self {
+        let namespace: Arc<str> = target.namespace.into();
+        let mut attributes = vec![KeyValue::new(DB_NAMESPACE, namespace.clone())];
+        if let Some(address) = target.server_address {
+            attributes.push(KeyValue::new(SERVER_ADDRESS, Arc::<str>::from(address)));
+        }
+        if let Some(port) = target.server_port {
+            attributes.push(KeyValue::new(SERVER_PORT, i64::from(port)));
+        }
+        Self { namespace, attributes }
+    }
+}
 
 /// The layer turning sqlx's query events into client spans (see the module doc).
 pub(crate) struct QuerySpans<T> {
@@ -84,28 +106,31 @@ where
             return;
         }
         let parent = Context::current();
-        if !parent.span().span_context().is_valid() {
+        // Not in a trace, or in one that is not recorded (nothing exported): no span to make.
+        if !parent.span().span_context().is_sampled() {
             return;
         }
         let mut query = QueryEvent::default();
         event.record(&mut query);
-        let Some(text) = query.text() else { return };
+        let Some(text) = query.take_text() else { return };
         let end = SystemTime::now();
         let start = end.checked_sub(query.elapsed).unwrap_or(end);
-        let operation = text.split_whitespace().next().unwrap_or_default().to_ascii_uppercase();
+        let operation = operation_name(&text);
+        let target = self.target.read().ok().and_then(|target| target.clone());
+        let name = match &target {
+            Some(target) => format!("{operation} {}", target.namespace),
+            None => operation.to_string(),
+        };
 
-        let mut attributes = vec![
+        let mut attributes = Vec::with_capacity(4 + target.as_ref().map_or(0, |target| target.attributes.len()));
+        attributes.extend([
             KeyValue::new(DB_SYSTEM_NAME, "postgresql"),
-            KeyValue::new(DB_QUERY_TEXT, text.to_owned()),
-            KeyValue::new(DB_OPERATION_NAME, operation.clone()),
+            KeyValue::new(DB_QUERY_TEXT, text),
+            KeyValue::new(DB_OPERATION_NAME, operation),
             KeyValue::new(DB_RESPONSE_RETURNED_ROWS, query.rows_returned as i64),
-        ];
-        let mut name = operation;
-        if let Some(target) = self.target.read().ok().and_then(|target| target.clone()) {
-            name = format!("{name} {}", target.namespace);
-            attributes.push(KeyValue::new(DB_NAMESPACE, target.namespace));
-            attributes.extend(target.server_address.map(|address| KeyValue::new(SERVER_ADDRESS, address)));
-            attributes.extend(target.server_port.map(|port| KeyValue::new(SERVER_PORT, i64::from(port))));
+        ]);
+        if let Some(target) = target {
+            attributes.extend(target.attributes.iter().cloned());
         }
         let builder = self
             .tracer
@@ -118,11 +143,21 @@ where
     }
 }
 
+/// The statement's first word in capitals (`db.operation.name`), without allocating for the usual ones.
+fn operation_name(text: &str) -> StringValue {
+    const KNOWN: [&str; 8] = ["SELECT", "INSERT", "UPDATE", "DELETE", "WITH", "BEGIN", "COMMIT", "ROLLBACK"];
+    let word = text.split_whitespace().next().unwrap_or_default();
+    match KNOWN.into_iter().find(|known| known.eq_ignore_ascii_case(word)) {
+        Some(known) => known.into(),
+        None => word.to_ascii_uppercase().into(),
+    }
+}
+
 /// The fields of one `sqlx::query` event.
 #[derive(Default)]
 struct QueryEvent {
-    summary: String,
-    statement: String,
+    summary: Option<Arc<str>>,
+    statement: Option<Arc<str>>,
     rows_returned: u64,
     elapsed: Duration,
 }
@@ -130,16 +165,22 @@ struct QueryEvent {
 impl QueryEvent {
     /// The whole statement: sqlx sends it in `db.statement` (padded with newlines) unless it is no longer than the
     /// summary, its first four words.
-    fn text(&self) -> Option<&str> {
-        [self.statement.trim(), self.summary.trim()].into_iter().find(|text| !text.is_empty())
+    fn take_text(&mut self) -> Option<Arc<str>> {
+        self.statement.take().or_else(|| self.summary.take())
     }
+}
+
+/// The trimmed value, shared, or `None` when blank.
+fn shared(value: &str) -> Option<Arc<str>> {
+    let value = value.trim();
+    (!value.is_empty()).then(|| value.into())
 }
 
 impl Visit for QueryEvent {
     fn record_str(&mut self, field: &Field, value: &str) {
         match field.name() {
-            "summary" => self.summary = value.to_owned(),
-            "db.statement" => self.statement = value.to_owned(),
+            "summary" => self.summary = shared(value),
+            "db.statement" => self.statement = shared(value),
             _ => {}
         }
     }
@@ -181,14 +222,22 @@ mod tests {
 
     #[test]
     fn the_statement_is_preferred_to_the_summary() {
-        let short = QueryEvent { summary: "SELECT 1".into(), ..QueryEvent::default() };
-        assert_eq!(short.text(), Some("SELECT 1"));
-        let long = QueryEvent {
-            summary: "SELECT * FROM activities …".into(),
-            statement: "\n\nSELECT * FROM activities WHERE handle = $1\n".into(),
+        let mut short = QueryEvent { summary: shared("SELECT 1"), statement: shared(""), ..QueryEvent::default() };
+        assert_eq!(short.take_text().as_deref(), Some("SELECT 1"));
+        let mut long = QueryEvent {
+            summary: shared("SELECT * FROM activities …"),
+            statement: shared("\n\nSELECT * FROM activities WHERE handle = $1\n"),
             ..QueryEvent::default()
         };
-        assert_eq!(long.text(), Some("SELECT * FROM activities WHERE handle = $1"));
-        assert_eq!(QueryEvent::default().text(), None);
+        assert_eq!(long.take_text().as_deref(), Some("SELECT * FROM activities WHERE handle = $1"));
+        assert_eq!(QueryEvent::default().take_text(), None);
+    }
+
+    #[test]
+    fn operations_are_named_in_capitals() {
+        assert_eq!(operation_name("select 1").as_str(), "SELECT");
+        assert_eq!(operation_name("\n  WITH x AS (SELECT 1) SELECT * FROM x").as_str(), "WITH");
+        assert_eq!(operation_name("vacuum activities").as_str(), "VACUUM");
+        assert_eq!(operation_name("").as_str(), "");
     }
 }

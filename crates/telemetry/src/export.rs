@@ -172,6 +172,55 @@ impl SpanProcessor for BoundedProcessor {
     }
 }
 
+/// Every exporter behind one processor. The SDK clones each finished span once per processor it has (the last one
+/// too, dropping the original); this hands each lane but the last a clone and the last one the span itself, so two
+/// exporters cost one copy of each span on the request's thread, not two.
+#[derive(Debug)]
+pub(crate) struct Fanout {
+    processors: Vec<BoundedProcessor>,
+}
+
+impl Fanout {
+    pub(crate) fn new(processors: Vec<BoundedProcessor>) -> Self {
+        Self { processors }
+    }
+}
+
+impl SpanProcessor for Fanout {
+    fn on_start(&self, span: &mut Span, cx: &Context) {
+        for processor in &self.processors {
+            processor.on_start(span, cx);
+        }
+    }
+
+    fn on_end(&self, span: SpanData) {
+        if !span.span_context.is_sampled() {
+            return;
+        }
+        if let Some((last, others)) = self.processors.split_last() {
+            for processor in others {
+                processor.on_end(span.clone());
+            }
+            last.on_end(span);
+        }
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        // Every processor is flushed even when one fails; the first failure is returned.
+        self.processors.iter().map(SpanProcessor::force_flush).fold(Ok(()), Result::and)
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.processors.iter().map(|processor| processor.shutdown_with_timeout(timeout)).fold(Ok(()), Result::and)
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        for processor in &mut self.processors {
+            processor.set_resource(resource);
+        }
+    }
+}
+
 /// Frees lane places as batches leave, counts the outcome, and swallows errors (they are counted and reported).
 #[derive(Debug)]
 struct CountingExporter<E> {

@@ -124,6 +124,7 @@ impl Telemetry {
         let mut builder =
             SdkTracerProvider::builder().with_id_generator(XrayIdGenerator::default()).with_resource(resource);
 
+        let mut processors = Vec::new();
         let mut otlp = None;
         if let Some(otlp_config) = &config.otlp {
             let exporter = opentelemetry_otlp::SpanExporter::builder()
@@ -134,7 +135,7 @@ impl Telemetry {
                 .build()?;
             let processor = export::BoundedProcessor::new("OTLP", exporter, config.export_queue);
             otlp = Some(processor.lane());
-            builder = builder.with_span_processor(processor);
+            processors.push(processor);
         }
 
         let (mut xray, mut xray_unavailable) = (None, None);
@@ -143,13 +144,16 @@ impl Telemetry {
                 Ok(exporter) => {
                     let processor = export::BoundedProcessor::new("X-Ray", exporter, config.export_queue);
                     xray = Some(processor.lane());
-                    builder = builder.with_span_processor(processor);
+                    processors.push(processor);
                 }
                 // The daemon's host not resolving (yet) must not stop the service.
                 Err(error) => xray_unavailable = Some(format!("{}: {error}", xray_config.daemon_address)),
             }
         }
 
+        if !processors.is_empty() {
+            builder = builder.with_span_processor(export::Fanout::new(processors));
+        }
         // Nothing to export: record nothing (ids are still made, for logs and the X-Ray response header).
         let sampler = if otlp.is_some() || xray.is_some() {
             Sampler::ParentBased(Box::new(Sampler::AlwaysOn))
@@ -179,10 +183,14 @@ impl Telemetry {
     where
         S: Subscriber + Send + Sync + for<'a> LookupSpan<'a>,
     {
+        // Only the span's own fields become attributes: the code location, module path (`target`), thread and
+        // busy/idle times are the log's business, and each of them was one more attribute to copy and encode per span.
         let spans = tracing_opentelemetry::layer()
             .with_tracer(self.tracer.clone())
             .with_tracked_inactivity(false)
             .with_threads(false)
+            .with_location(false)
+            .with_target(false)
             .with_filter(traced_spans());
         let queries = db::QuerySpans::new(self.tracer.clone(), self.database.clone())
             .with_filter(filter_fn(|metadata| metadata.target() == db::SQLX_QUERY_TARGET));
@@ -192,7 +200,7 @@ impl Telemetry {
     /// Names the database the sqlx queries go to (`db.namespace`, `server.address`, `server.port`).
     pub fn set_database(&self, target: DatabaseTarget) {
         if let Ok(mut database) = self.database.write() {
-            *database = Some(target);
+            *database = Some(Arc::new(db::SpanTarget::new(target)));
         }
     }
 

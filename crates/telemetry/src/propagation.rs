@@ -57,7 +57,10 @@ pub fn xray_response_header(cx: &Context) -> Option<HeaderValue> {
         return None;
     }
     let sampled = u8::from(span_context.is_sampled());
-    HeaderValue::try_from(format!("Root={};Sampled={sampled}", xray_trace_id(span_context))).ok()
+    // Written at once into the string the header value takes over (one allocation per response).
+    let id = u128::from_be_bytes(span_context.trace_id().to_bytes());
+    let (seconds, rest) = (id >> 96, id & ((1 << 96) - 1));
+    HeaderValue::try_from(format!("Root=1-{seconds:08x}-{rest:024x};Sampled={sampled}")).ok()
 }
 
 #[cfg(test)]

@@ -153,9 +153,14 @@ async fn one_request_reaches_otlp_and_xray_as_one_trace() {
     assert_eq!(sql.document["sql"]["database_type"], "postgresql");
     assert_eq!(sql.document["sql"]["sanitized_query"], ACTIVITIES_QUERY);
 
-    // Every datagram is a valid daemon datagram.
+    // The request is one datagram, as the X-Ray SDKs send it: the segment with its subsegments embedded.
     let datagrams = test.sink.datagrams();
-    assert!(datagrams.len() >= 4, "{} datagrams", datagrams.len());
+    let of_the_trace = |datagram: &&test_support::udp_sink::Datagram| {
+        datagram.segment().is_ok_and(|segment| segment.otlp_trace_id().as_deref() == Some(trace.as_str()))
+    };
+    assert_eq!(datagrams.iter().filter(of_the_trace).count(), 1, "one datagram for the request's four spans");
+    assert_eq!(segment.document["subsegments"][0]["name"], "home-activities", "{}", segment.document);
+    // Every datagram is a valid daemon datagram.
     for datagram in datagrams {
         let segment = datagram.segment().expect("header line + document");
         assert_eq!(segment.header, json!({"format": "json", "version": 1}));
@@ -325,4 +330,50 @@ async fn each_exporter_switches_on_its_own() {
     let header = xray_header(&response);
     assert!(header.starts_with("Root=1-") && header.ends_with(";Sampled=0"), "ids are still made: {header}");
     assert_eq!((off.export_stats().otlp, off.export_stats().xray), (None, None));
+}
+
+#[tokio::test]
+async fn a_request_is_one_datagram_unless_its_documents_do_not_fit_one() {
+    let receiver = OtlpReceiver::start();
+    let sink = UdpSink::start();
+    let mut config = seed_config(&receiver, &sink, &[]);
+    config.otlp = None;
+    let telemetry = Telemetry::new(&config).unwrap();
+    let _subscriber = tracing::subscriber::set_default(tracing_subscriber::registry().with(telemetry.layer()));
+    let request = |name: &'static str, children: usize, payload: &str| {
+        let root = tracing::info_span!("request", otel.kind = "server", app.request = name);
+        let _entered = root.enter();
+        for _ in 0..children {
+            tracing::info_span!("child", app.payload = payload).in_scope(|| ());
+        }
+    };
+    request("small", 3, "x");
+    // 40 children of 2 KiB: together larger than a datagram, each alone much smaller.
+    request("large", 40, &"y".repeat(2048));
+    telemetry.force_flush();
+
+    let small = sink
+        .wait_for_segment("the small request", |segment| segment.document["metadata"]["app.request"] == "small")
+        .await;
+    assert_eq!(small.document["subsegments"].as_array().map(Vec::len), Some(3), "{}", small.document);
+    let large = sink
+        .wait_for_segment("the large request", |segment| segment.document["metadata"]["app.request"] == "large")
+        .await;
+    assert!(large.document.get("subsegments").is_none(), "too large to embed: {}", large.document);
+    let datagrams_of = |segment: &Segment| {
+        let trace_id = segment.trace_id().map(str::to_owned);
+        sink.datagrams().iter().filter(|datagram| datagram.segment().unwrap().trace_id() == trace_id.as_deref()).count()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while datagrams_of(&large) < 41 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(datagrams_of(&small), 1, "the small request's segment carries its subsegments");
+    assert_eq!(datagrams_of(&large), 41, "the large request's subsegments go one by one");
+    for segment in sink.segments().iter().filter(|segment| segment.trace_id() == large.trace_id()) {
+        if segment.name() == Some("child") {
+            assert_eq!(segment.document["type"], "subsegment");
+            assert_eq!(segment.parent_id(), large.id());
+        }
+    }
 }

@@ -119,9 +119,16 @@ impl UdpSink {
         self.received.datagrams.lock().expect("sink lock").clone()
     }
 
-    /// Every datagram that parses as header line + document.
+    /// Every document of the datagrams that parse as header line + document, each followed by the subsegments
+    /// embedded in it (at any depth), as X-Ray reads them: an embedded subsegment gets the `trace_id` of its datagram
+    /// and the `id` of the document around it as `parent_id` (the X-Ray SDKs embed the subsegments of a request in its
+    /// segment when they fit a datagram).
     pub fn segments(&self) -> Vec<Segment> {
-        self.datagrams().iter().filter_map(|datagram| datagram.segment().ok()).collect()
+        let mut segments = Vec::new();
+        for segment in self.datagrams().iter().filter_map(|datagram| datagram.segment().ok()) {
+            with_embedded(segment, &mut segments);
+        }
+        segments
     }
 
     /// Waits up to [`WAIT`] for a segment matching `matches`, and panics naming `what` and the segments seen if none
@@ -134,6 +141,25 @@ impl UdpSink {
                 self.segments().iter().map(|segment| segment.name().map(str::to_owned)).collect();
             panic!("no segment {what} at the UDP sink within {WAIT:?}; received: {seen:?}")
         })
+    }
+}
+
+/// Pushes `segment`, then each subsegment embedded in it, recursively.
+fn with_embedded(segment: Segment, into: &mut Vec<Segment>) {
+    let embedded = segment.document.get("subsegments").and_then(Value::as_array).cloned().unwrap_or_default();
+    let (trace_id, id) = (segment.document.get("trace_id").cloned(), segment.document.get("id").cloned());
+    let header = segment.header.clone();
+    into.push(segment);
+    for mut document in embedded {
+        if let Some(object) = document.as_object_mut() {
+            if let Some(trace_id) = &trace_id {
+                object.entry("trace_id").or_insert_with(|| trace_id.clone());
+            }
+            if let Some(id) = &id {
+                object.entry("parent_id").or_insert_with(|| id.clone());
+            }
+        }
+        with_embedded(Segment { header: header.clone(), document }, into);
     }
 }
 
