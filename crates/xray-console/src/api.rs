@@ -304,7 +304,6 @@ fn attach(value: &mut Value, children: &mut HashMap<String, Vec<Value>>) {
 
 async fn service_graph(State(console): State<Console>, body: Bytes) -> Result<Response, ApiError> {
     let input = input(&body)?;
-    let now = now();
     let start =
         timestamp(&input, "StartTime")?.ok_or_else(|| ApiError::InvalidRequest("StartTime is required".into()))?;
     let end = timestamp(&input, "EndTime")?.ok_or_else(|| ApiError::InvalidRequest("EndTime is required".into()))?;
@@ -314,7 +313,6 @@ async fn service_graph(State(console): State<Console>, body: Bytes) -> Result<Re
         .filter(|trace| Summary::of(trace).is_some_and(|summary| summary.start >= start && summary.start <= end));
     let services = graph::services(traces);
     drop(store);
-    let _ = now;
     Ok(axum::Json(json!({
         "StartTime": start,
         "EndTime": end,

@@ -214,7 +214,7 @@ impl Store {
             return Inserted::Duplicate;
         }
         // Earlier copies of what this document holds go.
-        let mut freed = 0;
+        let (mut freed, before) = (0, trace.documents.len());
         trace.documents.retain(|held| {
             let replaced = covered.contains(held.top_id());
             if replaced {
@@ -222,11 +222,12 @@ impl Store {
             }
             !replaced
         });
+        let removed = before - trace.documents.len();
         let added = document.footprint();
         trace.bytes = trace.bytes + added - freed;
         trace.documents.push(document);
         self.stats.bytes = self.stats.bytes + added - freed;
-        self.stats.documents = self.traces.values().map(|trace| trace.documents.len()).sum();
+        self.stats.documents = self.stats.documents + 1 - removed;
         self.stats.stored += 1;
         self.evict(&trace_id);
         self.stats.peak_bytes = self.stats.peak_bytes.max(self.stats.bytes);

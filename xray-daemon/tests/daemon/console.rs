@@ -21,11 +21,11 @@ use xray_daemon::Config;
 use crate::helpers::{Daemon, REGION, sdk_config, test_credentials};
 
 /// A region and no credentials at all: what a machine with no AWS account has.
-fn no_account() -> SdkConfig {
+pub(crate) fn no_account() -> SdkConfig {
     SdkConfig::builder().behavior_version(BehaviorVersion::latest()).region(Region::new(REGION)).build()
 }
 
-fn console(config: &mut Config) {
+pub(crate) fn console(config: &mut Config) {
     config.console = Some(xray_console::ConsoleConfig::new());
 }
 
@@ -52,8 +52,8 @@ fn send(daemon: &Daemon, document: &Value) {
     daemon.send_datagram(format!("{{\"format\":\"json\",\"version\":1}}\n{document}").as_bytes());
 }
 
-/// Waits until the console holds `traces` traces and has nothing pending.
-async fn console_stats(tcp: SocketAddr, check: impl Fn(&Value) -> bool) -> Value {
+/// Waits until the console's stats (`GET /console/stats`) satisfy `check`; returns them.
+pub(crate) async fn wait_for_console(tcp: SocketAddr, check: impl Fn(&Value) -> bool) -> Value {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let stats: Value = reqwest::get(format!("http://{tcp}/console/stats")).await.unwrap().json().await.unwrap();
@@ -90,7 +90,7 @@ async fn segments_sent_by_udp_come_back_through_the_aws_sdk_with_no_account() {
             "end_time": start + 1.02, "http": {"request": {"method": "GET", "url": "http://localhost:4567/api/activities/home"},
             "response": {"status": 200}}}),
     );
-    console_stats(daemon.tcp, |stats| stats["documents"] == 3).await;
+    wait_for_console(daemon.tcp, |stats| stats["documents"] == 3).await;
     let client = xray(daemon.tcp);
 
     let summaries = client
@@ -241,7 +241,7 @@ async fn the_console_stays_under_its_bound_under_a_flood() {
         daemon.wait_received(round * 50).await;
     }
     daemon.wait_received(SENT).await;
-    let stats = console_stats(daemon.tcp, |stats| {
+    let stats = wait_for_console(daemon.tcp, |stats| {
         stats["stored"].as_u64().unwrap() + stats["dropped"].as_u64().unwrap() + stats["invalid"].as_u64().unwrap()
             >= SENT
     })
@@ -337,7 +337,7 @@ async fn otlp_spans_join_their_trace_and_a_span_sent_both_ways_is_stored_once() 
         ..Default::default()
     };
     let request = ExportTraceServiceRequest { resource_spans: vec![browser, backend] };
-    console_stats(daemon.tcp, |stats| stats["documents"] == 1).await;
+    wait_for_console(daemon.tcp, |stats| stats["documents"] == 1).await;
     let answer = reqwest::Client::new()
         .post(format!("http://{}/v1/traces", daemon.tcp))
         .header("content-type", "application/x-protobuf")
@@ -347,7 +347,7 @@ async fn otlp_spans_join_their_trace_and_a_span_sent_both_ways_is_stored_once() 
         .unwrap();
     assert_eq!(answer.status(), 200);
     assert_eq!(answer.headers()["content-type"], "application/x-protobuf");
-    let stats = console_stats(daemon.tcp, |stats| stats["documents"] == 2 && stats["duplicates"] == 1).await;
+    let stats = wait_for_console(daemon.tcp, |stats| stats["documents"] == 2 && stats["duplicates"] == 1).await;
     assert_eq!(stats["traces"], 1);
 
     let traces = xray(daemon.tcp).batch_get_traces().trace_ids(&trace).send().await.unwrap();
@@ -388,7 +388,7 @@ async fn with_credentials_the_console_keeps_and_the_daemon_forwards() {
     let daemon = Daemon::start_with(Some(&endpoint), sdk_config(), console).await;
     let document = daemon.send_segment("both-ways");
     let id: Value = serde_json::from_str(&document).unwrap();
-    console_stats(daemon.tcp, |stats| stats["documents"] == 1).await;
+    wait_for_console(daemon.tcp, |stats| stats["documents"] == 1).await;
     daemon.wait_for("the segment sent to X-Ray", |snapshot| snapshot.sent == 1).await;
     let trace = id["trace_id"].as_str().unwrap();
     let kept = xray(daemon.tcp).batch_get_traces().trace_ids(trace).send().await.unwrap();

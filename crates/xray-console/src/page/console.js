@@ -152,7 +152,7 @@ async function showTrace(id) {
       request.method ? el("span", { class: "muted" }, ` ${request.method} ${path(request.url)}`) : null,
       http.response && http.response.status ? el("span", { class: `status-${String(http.response.status)[0]}` }, ` ${http.response.status}`) : null,
       " ", ...marks(node),
-      node.sql && node.sql.sanitized_query ? el("code", { class: "sql-query" }, node.sql.sanitized_query) : null,
+      node.sql && node.sql.sanitized_query ? el("code", { class: "sql-query", title: node.sql.sanitized_query }, node.sql.sanitized_query.replace(/\s+/g, " ").trim()) : null,
     ];
     const details = el("div", { class: "span-details", hidden: true },
       el("div", { class: "muted" }, `id ${node.id}${node.namespace ? ` · namespace ${node.namespace}` : ""}${node.origin ? ` · ${node.origin}` : ""}`),
