@@ -5,16 +5,21 @@
 //! - `cargo xtask test`: every check and test CI runs, installing what they need first.
 //! - `cargo xtask bench-api`: requests/s and p99 latency of `/api/activities/home` on the seeded database, with
 //!   tracing off, to OTLP, to X-Ray, and to both.
+//! - `cargo xtask frontend`: the browser bundle in `frontend/dist` (wasm, its JavaScript glue, HTML, CSS).
+//! - `cargo xtask e2e`: the app in headless Chromium against the whole stack, traces checked end to end.
 //! - `cargo xtask smoke`: the stack as real processes, one request followed from the frontend's origin to X-Ray.
 //! - `cargo xtask sqlx-prepare`: regenerates `backend/.sqlx` after a query or a migration changed.
 
 mod bench;
+mod e2e;
+mod frontend;
 mod install;
 mod process;
 mod run;
 mod sinks;
 mod smoke;
 mod sqlx_prepare;
+mod stack;
 mod test;
 
 use std::process::ExitCode;
@@ -36,6 +41,10 @@ enum Command {
     Test(test::Args),
     /// Measure requests/s and p99 latency of the home feed.
     BenchApi(bench::Args),
+    /// Build the browser bundle into frontend/dist, installing the wasm tools it needs.
+    Frontend(frontend::Args),
+    /// Use the app in headless Chromium against the whole stack and check its traces end to end.
+    E2e,
     /// Start the whole stack as real processes and follow one request from the frontend's origin to X-Ray.
     Smoke,
     /// Regenerate the committed sqlx query data (backend/.sqlx) against a throwaway database.
@@ -47,6 +56,8 @@ fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Test(args) => test::run(args),
         Command::BenchApi(args) => bench::run(args),
+        Command::Frontend(args) => frontend::build(&args),
+        Command::E2e => e2e::run(),
         Command::Smoke => smoke::run(),
         Command::SqlxPrepare => sqlx_prepare::run(),
     };

@@ -9,8 +9,8 @@ use std::time::Duration;
 use anyhow::Context;
 use local_postgres::Cluster;
 
-use crate::install;
 use crate::process::{Services, cargo, step, wait_for_port, workspace_root};
+use crate::{frontend, install};
 
 /// Database of the local stack, in the private cluster.
 const DATABASE: &str = "cruddur";
@@ -23,6 +23,9 @@ pub(crate) struct Args {
     /// Port of the API.
     #[arg(long, env = "PORT", default_value_t = 4567)]
     port: u16,
+    /// Port of the frontend (the app in the browser).
+    #[arg(long, default_value_t = 3000)]
+    frontend_port: u16,
     /// UDP and TCP port of the X-Ray daemon.
     #[arg(long, default_value_t = 2000)]
     daemon_port: u16,
@@ -43,12 +46,21 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     };
 
     let profile = if args.release { "release" } else { "debug" };
+    frontend::build(&frontend::Args::default())?;
     let mut build = cargo();
-    build.args(["build", "--package", "cruddur-backend", "--package", "xray-daemon"]);
+    build.args([
+        "build",
+        "--package",
+        "cruddur-backend",
+        "--package",
+        "xray-daemon",
+        "--package",
+        "cruddur-frontend-server",
+    ]);
     if args.release {
         build.arg("--release");
     }
-    step("building the backend and the X-Ray daemon", &mut build)?;
+    step("building the backend, the X-Ray daemon and the frontend server", &mut build)?;
     let binary = |name: &str| root.join("target").join(profile).join(name);
 
     let mut services = Services::new()?;
@@ -72,20 +84,34 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
             .env("AWS_XRAY_DAEMON_ADDRESS", daemon.to_string())
             .envs(console_otlp(console, daemon))
             .env("PORT", args.port.to_string())
+            // The app's origin, by either name a user may type.
+            .env("FRONTEND_URL", format!("http://localhost:{0},http://127.0.0.1:{0}", args.frontend_port))
             .env("SEED_IF_EMPTY", "true")
             .env("TOKEN_SECRET", token_secret(&root.join(".data"))?),
     )?;
     let api = SocketAddr::from(([127, 0, 0, 1], args.port));
     wait_for_port(api, Duration::from_secs(60)).or_else(|error| services.check_running().and(Err(error)))?;
 
+    services.start(
+        "frontend",
+        std::process::Command::new(binary("cruddur-frontend"))
+            .env("PORT", args.frontend_port.to_string())
+            .env("BACKEND_URL", format!("http://localhost:{}", args.port))
+            .env("FRONTEND_DIST", frontend::dist()),
+    )?;
+    let app = SocketAddr::from(([127, 0, 0, 1], args.frontend_port));
+    wait_for_port(app, Duration::from_secs(30)).or_else(|error| services.check_running().and(Err(error)))?;
+
     eprintln!(
         "\nCruddur is running (Ctrl-C stops everything):\n\
+         \x20 App       http://localhost:{frontend_port}\n\
          \x20 API       http://localhost:{port}/api/activities/home\n\
          {console_line}\
          \x20 X-Ray     daemon on {daemon} (UDP segments, TCP sampling proxy), region {region}{xray_note}\n\
          \x20 Postgres  {database_url}{data}\n\
          \x20 Sign in as andrewbrown (andrew@exampro.co), bayko, londo or altbrown with the password cruddur-password\n",
         port = args.port,
+        frontend_port = args.frontend_port,
         console_line = if console {
             format!(
                 "\x20 Console   http://localhost:{}/  (X-Ray console: every trace, no AWS account)\n",

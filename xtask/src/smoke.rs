@@ -4,69 +4,23 @@
 //! must reach X-Ray through the daemon.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::Command;
+use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use anyhow::{Context, bail, ensure};
-use local_postgres::Cluster;
 
-use crate::install;
-use crate::process::{Services, cargo, step, wait_for_port, workspace_root};
-use crate::sinks::HttpSink;
+use crate::stack::{Stack, delivered_to_xray};
 
 pub(crate) fn run() -> anyhow::Result<()> {
-    install::postgres()?;
-    step(
-        "building the stack",
-        cargo()
-            .args(["build", "--package", "cruddur-backend", "--package", "xray-daemon"])
-            .args(["--package", "cruddur-frontend-server"]),
-    )?;
-    let binary = |name: &str| workspace_root().join("target/debug").join(name);
-    let cluster = Cluster::start_throwaway()?;
-    cluster.ensure_database("smoke")?;
-    let xray_api = HttpSink::start(true)?;
-    let [daemon, backend, frontend] = [free_port()?, free_port()?, free_port()?];
-    let (frontend_origin, backend_url) = (format!("http://{frontend}"), format!("http://{backend}"));
+    // The API's side of the stack is what this checks; the frontend server serves a stand-in page.
     let dist = tempfile::tempdir()?;
     std::fs::write(dist.path().join("index.html"), "<!doctype html><title>Cruddur</title>")?;
+    let stack = Stack::start(dist.path(), None)?;
+    let (frontend_origin, backend_url) = (stack.frontend_origin(), stack.backend_url());
 
-    let mut services = Services::new()?;
-    services.start(
-        "xray-daemon",
-        Command::new(binary("xray"))
-            .args(["--local-mode", "--region", "us-east-1", "--bind", &daemon.to_string()])
-            .args(["--bind-tcp", &daemon.to_string(), "--endpoint", &format!("http://{}", xray_api.address)])
-            .env("AWS_ACCESS_KEY_ID", "smoke-test")
-            .env("AWS_SECRET_ACCESS_KEY", "smoke-test"),
-    )?;
-    services.start(
-        "backend",
-        Command::new(binary("cruddur-backend"))
-            .env("DATABASE_URL", cluster.url("smoke"))
-            .env("PORT", backend.port().to_string())
-            .env("BIND_ADDRESS", "127.0.0.1")
-            .env("SEED_IF_EMPTY", "true")
-            .env("FRONTEND_URL", &frontend_origin)
-            .env("AWS_XRAY_DAEMON_ADDRESS", daemon.to_string())
-            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT"),
-    )?;
-    services.start(
-        "frontend",
-        Command::new(binary("cruddur-frontend"))
-            .env("PORT", frontend.port().to_string())
-            .env("BIND_ADDRESS", "127.0.0.1")
-            .env("BACKEND_URL", &backend_url)
-            .env("FRONTEND_DIST", dist.path()),
-    )?;
-    for address in [daemon, backend, frontend] {
-        wait_for_port(address, Duration::from_secs(60)).or_else(|error| services.check_running().and(Err(error)))?;
-    }
-
-    let config = get(frontend, "/config.json", &[])?;
+    let config = get(stack.frontend, "/config.json", &[])?;
     ensure!(config.body.contains(&backend_url), "the frontend serves the backend URL: {}", config.body);
-    let feed = get(backend, "/api/activities/home", &[("Origin", &frontend_origin)])?;
+    let feed = get(stack.backend, "/api/activities/home", &[("Origin", &frontend_origin)])?;
     ensure!(feed.status == 200, "the home feed answered {}: {}", feed.status, feed.body);
     ensure!(
         feed.header("access-control-allow-origin") == Some(frontend_origin.as_str()),
@@ -78,22 +32,14 @@ pub(crate) fn run() -> anyhow::Result<()> {
     let root = trace_header.split(';').find_map(|part| part.strip_prefix("Root=")).context("a Root")?.to_owned();
 
     // Stopping in reverse order flushes: the backend to the daemon, then the daemon to X-Ray.
-    services.stop();
-    let delivered = xray_api
-        .requests()
-        .iter()
-        .any(|(path, body)| path == "/TraceSegments" && String::from_utf8_lossy(body).contains(&root));
-    if !delivered {
+    let xray_api = stack.stop();
+    if !delivered_to_xray(&xray_api, &root) {
         bail!("trace {root} did not reach the X-Ray API through the daemon");
     }
     eprintln!(
         "smoke: a request from {frontend_origin} reached the backend, and its trace {root} reached X-Ray through the daemon"
     );
     Ok(())
-}
-
-fn free_port() -> std::io::Result<SocketAddr> {
-    TcpListener::bind("127.0.0.1:0")?.local_addr()
 }
 
 struct Answer {

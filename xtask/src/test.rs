@@ -1,7 +1,10 @@
 //! `cargo xtask test`: every check CI runs, in order, stopping at the first failure. `.ci/run` calls exactly this.
 
-use crate::install;
 use crate::process::{cargo, step};
+use crate::{frontend, install};
+
+/// The browser's target, checked and tested apart from the host's.
+const WASM: &str = "wasm32-unknown-unknown";
 
 #[derive(clap::Args)]
 pub(crate) struct Args {
@@ -12,13 +15,28 @@ pub(crate) struct Args {
 
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     install::postgres()?;
+    install::debian_packages(&["chromium", "chromium-driver"], "the browser tests")?;
+    // Also installs the wasm target and tools (wasm-bindgen and its test runner, wasm-opt) the steps below use.
+    frontend::build(&frontend::Args::default())?;
     if !args.skip_lints {
         step("checking formatting", cargo().args(["fmt", "--all", "--check"]))?;
         step("clippy", cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+        step(
+            "clippy (the frontend for the browser)",
+            cargo()
+                .args(["clippy", "--package", "cruddur-frontend-app", "--target", WASM, "--all-targets"])
+                .args(["--", "-D", "warnings"]),
+        )?;
     }
     step("tests", cargo().args(["test", "--workspace"]))?;
+    step(
+        "frontend component tests (headless Chromium)",
+        cargo().args(["test", "--package", "cruddur-frontend-app", "--target", WASM]),
+    )?;
     eprintln!("\n==> whole-stack smoke check");
     crate::smoke::run()?;
+    eprintln!("\n==> the app end to end in headless Chromium");
+    crate::e2e::run()?;
     eprintln!("\nall checks and tests passed");
     Ok(())
 }

@@ -91,6 +91,7 @@ fn compose_has_every_service_and_port_of_the_contract() {
     assert_eq!(strings(&service(&compose, "backend")["ports"]), ["4567:4567"]);
     assert_eq!(strings(&service(&compose, "xray-daemon")["ports"]), ["2000:2000/udp", "2000:2000/tcp"]);
     assert_eq!(strings(&service(&compose, "db")["ports"]), ["5432:5432"]);
+    assert_eq!(strings(&service(&compose, "frontend")["ports"]), ["3000:3000"]);
 
     // The daemon's command line means what compose intends: both ports on every interface, local mode.
     let command = strings(&service(&compose, "xray-daemon")["command"]);
@@ -99,7 +100,7 @@ fn compose_has_every_service_and_port_of_the_contract() {
     assert_eq!((config.udp_address.as_str(), config.tcp_address.as_str()), ("0.0.0.0:2000", "0.0.0.0:2000"));
     assert!(config.local_mode);
 
-    for name in ["db", "backend", "xray-daemon"] {
+    for name in ["db", "backend", "xray-daemon", "frontend"] {
         let service = service(&compose, name);
         assert_eq!(strings(&service["networks"]), ["cruddur"], "{name} is on the network");
         assert!(service["healthcheck"]["test"].is_array(), "{name} has a healthcheck");
@@ -108,7 +109,21 @@ fn compose_has_every_service_and_port_of_the_contract() {
     for dependency in ["db", "xray-daemon"] {
         assert_eq!(depends[dependency]["condition"], "service_healthy", "backend waits for {dependency}");
     }
+    assert_eq!(service(&compose, "frontend")["depends_on"]["backend"]["condition"], "service_healthy");
     assert!(compose["volumes"].get("db").is_some(), "Postgres keeps its data in a volume");
+}
+
+#[test]
+fn compose_passes_the_frontend_its_settings_and_nothing_misspelled() {
+    let compose = yaml("docker-compose.yml");
+    let passed = environment(service(&compose, "frontend"));
+    let read = clap_vars(cruddur_frontend_server::Config::command());
+    for name in passed.keys() {
+        assert!(read.contains(name), "frontend is given {name}, which it does not read (misspelled?)");
+    }
+    // The browser runs on the host: the API's URL is the host's, passed through with a working default.
+    assert_eq!(passed["BACKEND_URL"], "${BACKEND_URL:-http://localhost:4567}");
+    assert_eq!(passed["PORT"], "3000");
 }
 
 #[test]
@@ -208,7 +223,8 @@ fn each_image_builds_a_workspace_binary_and_runs_it_as_a_non_root_user() {
     let binaries = workspace_binaries();
     let built: Vec<(&String, &Value)> =
         compose["services"].as_object().unwrap().iter().filter(|(_, service)| service.get("build").is_some()).collect();
-    assert!(built.len() >= 2, "backend and xray-daemon are built from this workspace");
+    let names: BTreeSet<&str> = built.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(names, BTreeSet::from(["backend", "frontend", "xray-daemon"]), "the images built from this workspace");
     for (name, service) in built {
         assert_eq!(service["build"]["context"], ".", "{name} builds from the workspace root");
         let path = service["build"]["dockerfile"].as_str().unwrap();
@@ -290,4 +306,19 @@ fn env_sample_lists_every_variable_the_binaries_read() {
         let sdk_only = AWS_CHAIN.contains(&name.as_str()) && name != "AWS_REGION";
         assert!(sample.contains(name) || sdk_only || name == "CONNECTION_URL", ".env.sample lacks {name}");
     }
+}
+
+#[test]
+fn the_frontend_image_builds_the_wasm_bundle_and_serves_it_from_frontend_dist() {
+    let steps = instructions(&read("frontend/Dockerfile"));
+    let runs: Vec<&str> = steps.iter().filter(|(keyword, _)| keyword == "RUN").map(|(_, run)| run.as_str()).collect();
+    assert!(runs.iter().any(|run| run.contains("rustup target add wasm32-unknown-unknown")), "the wasm target");
+    assert!(runs.iter().any(|run| run.contains("cargo xtask frontend")), "the bundle is built in the build stage");
+    let env: Vec<&str> =
+        steps.iter().filter(|(keyword, _)| keyword == "ENV").flat_map(|(_, env)| env.split_whitespace()).collect();
+    let dist = env.iter().find_map(|pair| pair.strip_prefix("FRONTEND_DIST=")).expect("FRONTEND_DIST is set");
+    assert!(
+        steps.iter().any(|(keyword, copy)| keyword == "COPY" && copy.contains("--from=build") && copy.ends_with(dist)),
+        "the bundle is copied to {dist}"
+    );
 }

@@ -3,6 +3,7 @@
 //!
 //! Used as a dev-dependency only.
 
+pub mod browser;
 pub mod otlp;
 pub mod postgres;
 pub mod udp_sink;

@@ -12,7 +12,7 @@ async fn main() -> anyhow::Result<()> {
         .init();
     anyhow::ensure!(
         config.dist.join("index.html").is_file(),
-        "no index.html in {} (FRONTEND_DIST): build the frontend first (cargo xtask frontend-build)",
+        "no index.html in {} (FRONTEND_DIST): build the frontend first (cargo xtask frontend)",
         config.dist.display()
     );
     let listener = tokio::net::TcpListener::bind(config.listen_address())
