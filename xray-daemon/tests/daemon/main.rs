@@ -2,6 +2,7 @@
 //! signing proxy on TCP, and the `xray` binary itself.
 
 mod binary;
+mod browser;
 mod console;
 mod helpers;
 mod proxy;
