@@ -96,7 +96,15 @@ impl Journey<'_> {
             timing["paint"],
             timing["feed"].as_f64().unwrap_or_default()
         );
-        self.no_console_errors("/").await
+        self.no_console_errors("/").await?;
+        // For a person to look at: the home feed on a desktop and on a phone.
+        for (name, width, height) in [("desktop", 1280, 900), ("phone", 390, 844)] {
+            self.client.set_window_size(width, height).await?;
+            let png = self.client.screenshot().await?;
+            std::fs::write(crate::process::workspace_root().join(format!("target/e2e-home-{name}.png")), png)?;
+        }
+        self.client.set_window_size(1280, 900).await?;
+        Ok(())
     }
 
     async fn sign_up(&self) -> anyhow::Result<()> {

@@ -124,6 +124,19 @@ pub(crate) fn use_api() -> Api {
     expect_context()
 }
 
+/// A resource that GETs `path()`, again whenever the signals `path` reads change (a route parameter, say).
+pub(crate) fn load<T>(path: impl Fn() -> String + 'static) -> LocalResource<Result<T, ApiError>>
+where
+    T: DeserializeOwned + 'static,
+{
+    let api = use_api();
+    LocalResource::new(move || {
+        let api = api.clone();
+        let path = path();
+        async move { api.get(&path).await }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

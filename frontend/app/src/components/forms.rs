@@ -18,93 +18,145 @@ use super::ErrorNotice;
 use crate::api::{Api, ApiError, use_api};
 use crate::telemetry::Telemetry;
 
-/// Runs form submissions: each is a `submit {form}` span, its API calls its children.
+/// One form's submissions: each is a `submit {form}` span whose API calls are its children, and the form shows
+/// whether one is under way and why the last one failed.
 #[derive(Clone)]
 pub(crate) struct Submitter {
+    form: &'static str,
     telemetry: Telemetry,
     api: Api,
+    pending: RwSignal<bool>,
+    error: RwSignal<Option<ApiError>>,
 }
 
 impl Submitter {
-    /// Reads the tracer and API client from context (call it while building the component, not in a handler).
-    pub(crate) fn new() -> Self {
-        Self { telemetry: expect_context(), api: use_api() }
+    /// For the form named `form`; reads the tracer and API client from context (call it while building the
+    /// component, not in a handler).
+    pub(crate) fn new(form: &'static str) -> Self {
+        Self {
+            form,
+            telemetry: expect_context(),
+            api: use_api(),
+            pending: RwSignal::new(false),
+            error: RwSignal::new(None),
+        }
     }
 
-    /// Submits `form`: `call` gets an API client traced under the submission; `done` gets the result.
-    pub(crate) fn run<T, Call, Answer>(
-        &self,
-        form: &'static str,
-        call: Call,
-        done: impl FnOnce(Result<T, ApiError>) + 'static,
-    ) where
+    /// Shows why the input cannot be sent (checked in the browser, nothing sent).
+    pub(crate) fn refuse(&self, error: ApiError) {
+        self.error.set(Some(error));
+    }
+
+    /// The last failure, for an [`ErrorNotice`].
+    pub(crate) fn error(&self) -> RwSignal<Option<ApiError>> {
+        self.error
+    }
+
+    /// Whether a submission is under way (its button is disabled meanwhile).
+    pub(crate) fn pending(&self) -> RwSignal<bool> {
+        self.pending
+    }
+
+    /// Submits: `call` gets an API client traced under the submission; on success the error is cleared and
+    /// `succeeded` gets the answer, otherwise the failure is shown.
+    pub(crate) fn send<T, Call, Answer>(&self, call: Call, succeeded: impl FnOnce(T) + 'static)
+    where
         Call: FnOnce(Api) -> Answer + 'static,
         Answer: Future<Output = Result<T, ApiError>> + 'static,
         T: 'static,
     {
-        let telemetry = self.telemetry.clone();
+        let Self { form, telemetry, api, pending, error } = self.clone();
         let submission = telemetry.submission(form);
-        let api = self.api.within(&submission);
+        let api = api.within(&submission);
+        pending.set(true);
         leptos::task::spawn_local(async move {
             let result = call(api).await;
             let failure = result.as_ref().err().map(ToString::to_string);
             telemetry.end(&submission, failure.as_deref());
-            done(result);
+            pending.set(false);
+            match result {
+                Ok(answer) => {
+                    error.set(None);
+                    succeeded(answer);
+                }
+                Err(failure) => error.set(Some(failure)),
+            }
         });
     }
 }
 
-/// Characters left under `limit`, live.
-fn remaining(text: RwSignal<String>, limit: usize) -> impl Fn() -> i64 + Copy {
-    move || limit as i64 - text.with(|text| text.trim().chars().count() as i64)
+/// The text of a crud, reply or message with its live counter, what else the form needs (`children`), the submit
+/// button (disabled past the limit and while sending) and the form's error.
+#[component]
+fn TextWithCounter(
+    id: &'static str,
+    label: &'static str,
+    placeholder: &'static str,
+    text: RwSignal<String>,
+    limit: usize,
+    action: &'static str,
+    submitter: Submitter,
+    #[prop(optional)] children: Option<Children>,
+) -> impl IntoView {
+    let left = move || limit as i64 - text.with(|text| text.trim().chars().count() as i64);
+    let pending = submitter.pending();
+    view! {
+        <label class="visually_hidden" for=id>{label}</label>
+        <textarea
+            id=id
+            name="message"
+            placeholder=placeholder
+            prop:value=move || text.get()
+            on:input=move |event| text.set(event_target_value(&event))
+        ></textarea>
+        <div class="form_row">
+            <span class="count" class:over=move || left() < 0 aria-live="polite">{left}</span>
+            {children.map(|children| children())}
+            <button type="submit" disabled=move || pending.get() || left() < 0>{action}</button>
+        </div>
+        <ErrorNotice error=submitter.error() />
+    }
 }
 
 /// A new crud: the text with its counter, and how long it lives.
 #[component]
 pub(crate) fn CrudForm(#[prop(into)] on_posted: Callback<Activity>) -> impl IntoView {
-    let submitter = Submitter::new();
+    let submitter = Submitter::new("crud");
     let message = RwSignal::new(String::new());
     let ttl = RwSignal::new(Ttl::SevenDays.as_str().to_owned());
-    let error = RwSignal::new(None::<ApiError>);
-    let pending = RwSignal::new(false);
-    let left = remaining(message, CRUD_MAX_CHARS);
-    let on_submit = move |event: SubmitEvent| {
-        event.prevent_default();
-        let body = match (CrudMessage::crud(&message.get_untracked()), Ttl::parse(&ttl.get_untracked())) {
-            (Ok(text), Ok(ttl)) => CreateActivity { message: text.as_str().to_owned(), ttl: ttl.as_str().to_owned() },
-            (text, ttl) => {
-                return error.set(Some(ApiError::Rejected([text.err(), ttl.err()].into_iter().flatten().collect())));
-            }
-        };
-        pending.set(true);
-        submitter.run(
-            "crud",
-            move |api| async move { api.post::<_, Activity>("/api/activities", &body).await },
-            move |result| {
-                pending.set(false);
-                match result {
-                    Ok(activity) => {
-                        message.set(String::new());
-                        error.set(None);
-                        on_posted.run(activity);
-                    }
-                    Err(failure) => error.set(Some(failure)),
+    let on_submit = {
+        let submitter = submitter.clone();
+        move |event: SubmitEvent| {
+            event.prevent_default();
+            let body = match (CrudMessage::crud(&message.get_untracked()), Ttl::parse(&ttl.get_untracked())) {
+                (Ok(text), Ok(ttl)) => {
+                    CreateActivity { message: text.as_str().to_owned(), ttl: ttl.as_str().to_owned() }
                 }
-            },
-        );
+                (text, ttl) => {
+                    return submitter
+                        .refuse(ApiError::Rejected([text.err(), ttl.err()].into_iter().flatten().collect()));
+                }
+            };
+            submitter.send(
+                move |api| async move { api.post::<_, Activity>("/api/activities", &body).await },
+                move |activity| {
+                    message.set(String::new());
+                    on_posted.run(activity);
+                },
+            );
+        }
     };
     view! {
         <form class="crud_form" on:submit=on_submit>
-            <label class="visually_hidden" for="crud_message">"Your crud"</label>
-            <textarea
+            <TextWithCounter
                 id="crud_message"
-                name="message"
+                label="Your crud"
                 placeholder="what would you like to say?"
-                prop:value=move || message.get()
-                on:input=move |event| message.set(event_target_value(&event))
-            ></textarea>
-            <div class="form_row">
-                <span class="count" class:over=move || left() < 0 aria-live="polite">{left}</span>
+                text=message
+                limit=CRUD_MAX_CHARS
+                action="Crud"
+                submitter
+            >
                 <label class="visually_hidden" for="crud_ttl">"Expires after"</label>
                 <select id="crud_ttl" name="ttl" on:change=move |event| ttl.set(event_target_value(&event))>
                     {Ttl::ALL
@@ -118,9 +170,7 @@ pub(crate) fn CrudForm(#[prop(into)] on_posted: Callback<Activity>) -> impl Into
                         })
                         .collect_view()}
                 </select>
-                <button type="submit" disabled=move || pending.get() || left() < 0>"Crud"</button>
-            </div>
-            <ErrorNotice error=error />
+            </TextWithCounter>
         </form>
     }
 }
@@ -128,50 +178,37 @@ pub(crate) fn CrudForm(#[prop(into)] on_posted: Callback<Activity>) -> impl Into
 /// A reply to the crud `activity_uuid`.
 #[component]
 pub(crate) fn ReplyForm(activity_uuid: Uuid, #[prop(into)] on_replied: Callback<Activity>) -> impl IntoView {
-    let submitter = Submitter::new();
+    let submitter = Submitter::new("reply");
     let message = RwSignal::new(String::new());
-    let error = RwSignal::new(None::<ApiError>);
-    let pending = RwSignal::new(false);
-    let left = remaining(message, REPLY_MAX_CHARS);
-    let on_submit = move |event: SubmitEvent| {
-        event.prevent_default();
-        let body = match CrudMessage::reply(&message.get_untracked()) {
-            Ok(text) => CreateReply { message: text.as_str().to_owned() },
-            Err(key) => return error.set(Some(ApiError::Rejected(vec![key]))),
-        };
-        pending.set(true);
-        let path = format!("/api/activities/{activity_uuid}/reply");
-        submitter.run(
-            "reply",
-            move |api| async move { api.post::<_, Activity>(&path, &body).await },
-            move |result| {
-                pending.set(false);
-                match result {
-                    Ok(reply) => {
-                        message.set(String::new());
-                        error.set(None);
-                        on_replied.run(reply);
-                    }
-                    Err(failure) => error.set(Some(failure)),
-                }
-            },
-        );
+    let on_submit = {
+        let submitter = submitter.clone();
+        move |event: SubmitEvent| {
+            event.prevent_default();
+            let body = match CrudMessage::reply(&message.get_untracked()) {
+                Ok(text) => CreateReply { message: text.as_str().to_owned() },
+                Err(key) => return submitter.refuse(ApiError::Rejected(vec![key])),
+            };
+            let path = format!("/api/activities/{activity_uuid}/reply");
+            submitter.send(
+                move |api| async move { api.post::<_, Activity>(&path, &body).await },
+                move |reply| {
+                    message.set(String::new());
+                    on_replied.run(reply);
+                },
+            );
+        }
     };
     view! {
         <form class="reply_form" on:submit=on_submit>
-            <label class="visually_hidden" for="reply_message">"Your reply"</label>
-            <textarea
+            <TextWithCounter
                 id="reply_message"
-                name="message"
+                label="Your reply"
                 placeholder="reply…"
-                prop:value=move || message.get()
-                on:input=move |event| message.set(event_target_value(&event))
-            ></textarea>
-            <div class="form_row">
-                <span class="count" class:over=move || left() < 0>{left}</span>
-                <button type="submit" disabled=move || pending.get() || left() < 0>"Reply"</button>
-            </div>
-            <ErrorNotice error=error />
+                text=message
+                limit=REPLY_MAX_CHARS
+                action="Reply"
+                submitter
+            />
         </form>
     }
 }
@@ -188,55 +225,41 @@ pub(crate) enum Recipient {
 /// A direct message, to a conversation or a person.
 #[component]
 pub(crate) fn MessageForm(recipient: Recipient, #[prop(into)] on_sent: Callback<CreatedMessage>) -> impl IntoView {
-    let submitter = Submitter::new();
+    let submitter = Submitter::new("message");
     let message = RwSignal::new(String::new());
-    let error = RwSignal::new(None::<ApiError>);
-    let pending = RwSignal::new(false);
-    let left = remaining(message, MESSAGE_MAX_CHARS);
-    let on_submit = move |event: SubmitEvent| {
-        event.prevent_default();
-        let text = match CrudMessage::direct(&message.get_untracked()) {
-            Ok(text) => text.as_str().to_owned(),
-            Err(key) => return error.set(Some(ApiError::Rejected(vec![key]))),
-        };
-        let body = match recipient.clone() {
-            Recipient::Group(uuid) => CreateMessage { message: text, message_group_uuid: Some(uuid), handle: None },
-            Recipient::Handle(handle) => {
-                CreateMessage { message: text, message_group_uuid: None, handle: Some(handle) }
-            }
-        };
-        pending.set(true);
-        submitter.run(
-            "message",
-            move |api| async move { api.post::<_, CreatedMessage>("/api/messages", &body).await },
-            move |result| {
-                pending.set(false);
-                match result {
-                    Ok(sent) => {
-                        message.set(String::new());
-                        error.set(None);
-                        on_sent.run(sent);
-                    }
-                    Err(failure) => error.set(Some(failure)),
-                }
-            },
-        );
+    let on_submit = {
+        let submitter = submitter.clone();
+        move |event: SubmitEvent| {
+            event.prevent_default();
+            let text = match CrudMessage::direct(&message.get_untracked()) {
+                Ok(text) => text.as_str().to_owned(),
+                Err(key) => return submitter.refuse(ApiError::Rejected(vec![key])),
+            };
+            let (message_group_uuid, handle) = match recipient.clone() {
+                Recipient::Group(uuid) => (Some(uuid), None),
+                Recipient::Handle(handle) => (None, Some(handle)),
+            };
+            let body = CreateMessage { message: text, message_group_uuid, handle };
+            submitter.send(
+                move |api| async move { api.post::<_, CreatedMessage>("/api/messages", &body).await },
+                move |sent| {
+                    message.set(String::new());
+                    on_sent.run(sent);
+                },
+            );
+        }
     };
     view! {
         <form class="message_form" on:submit=on_submit>
-            <label class="visually_hidden" for="message_text">"Your message"</label>
-            <textarea
+            <TextWithCounter
                 id="message_text"
-                name="message"
+                label="Your message"
                 placeholder="send a direct message…"
-                prop:value=move || message.get()
-                on:input=move |event| message.set(event_target_value(&event))
-            ></textarea>
-            <div class="form_row">
-                <span class="count" class:over=move || left() < 0>{left}</span>
-                <button type="submit" disabled=move || pending.get() || left() < 0>"Send"</button>
-            </div>
-            <ErrorNotice error=error />
+                text=message
+                limit=MESSAGE_MAX_CHARS
+                action="Send"
+                submitter
+            />
         </form>
     }
 }

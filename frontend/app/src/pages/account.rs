@@ -8,11 +8,11 @@ use leptos_router::NavigateOptions;
 use leptos_router::components::A;
 use leptos_router::hooks::use_navigate;
 
-use crate::api::ApiError;
 use crate::auth::use_session;
 use crate::components::{ErrorNotice, Submitter, TextField};
 
-/// Signs the user in with `auth` and goes to the home feed.
+/// What a successful sign-up or sign-in does: keep the session and open the home feed. (Built with the page: the
+/// router and session are read from context, which event handlers do not see.)
 fn signed_in() -> Callback<AuthResponse> {
     let session = use_session();
     let navigate = use_navigate();
@@ -20,6 +20,15 @@ fn signed_in() -> Callback<AuthResponse> {
         session.sign_in(auth);
         navigate("/", NavigateOptions::default());
     })
+}
+
+/// Sends `request` to `path` (`/api/auth/signup` or `/api/auth/signin`); the answer goes to `done`.
+fn authenticate<Request>(submitter: &Submitter, path: &'static str, request: Request, done: Callback<AuthResponse>)
+where
+    Request: serde::Serialize + 'static,
+{
+    submitter
+        .send(move |api| async move { api.post::<_, AuthResponse>(path, &request).await }, move |auth| done.run(auth));
 }
 
 /// The frame of the account pages: the logo, a title, the form.
@@ -39,35 +48,24 @@ fn AccountCard(title: &'static str, children: Children) -> impl IntoView {
 /// `/signup`.
 #[component]
 pub(crate) fn SignupPage() -> impl IntoView {
-    let submitter = Submitter::new();
+    let submitter = Submitter::new("signup");
     let done = signed_in();
     let display_name = RwSignal::new(String::new());
     let handle = RwSignal::new(String::new());
     let email = RwSignal::new(String::new());
     let password = RwSignal::new(String::new());
-    let error = RwSignal::new(None::<ApiError>);
-    let pending = RwSignal::new(false);
+    let pending = submitter.pending();
+    let error = submitter.error();
     let on_submit = move |event: SubmitEvent| {
         event.prevent_default();
+        // The backend checks every field and answers all the problems at once.
         let request = SignupRequest {
             display_name: display_name.get_untracked(),
             handle: handle.get_untracked().trim().trim_start_matches('@').to_owned(),
             email: email.get_untracked().trim().to_owned(),
             password: password.get_untracked(),
         };
-        pending.set(true);
-        // The backend checks every field and answers all the problems at once.
-        submitter.run(
-            "signup",
-            move |api| async move { api.post::<_, AuthResponse>("/api/auth/signup", &request).await },
-            move |result| {
-                pending.set(false);
-                match result {
-                    Ok(auth) => done.run(auth),
-                    Err(failure) => error.set(Some(failure)),
-                }
-            },
-        );
+        authenticate(&submitter, "/api/auth/signup", request, done);
     };
     view! {
         <AccountCard title="Sign up to create a Cruddur account">
@@ -87,28 +85,17 @@ pub(crate) fn SignupPage() -> impl IntoView {
 /// `/signin`.
 #[component]
 pub(crate) fn SigninPage() -> impl IntoView {
-    let submitter = Submitter::new();
+    let submitter = Submitter::new("signin");
     let done = signed_in();
     let email = RwSignal::new(String::new());
     let password = RwSignal::new(String::new());
-    let error = RwSignal::new(None::<ApiError>);
-    let pending = RwSignal::new(false);
+    let pending = submitter.pending();
+    let error = submitter.error();
     let on_submit = move |event: SubmitEvent| {
         event.prevent_default();
         let request =
             SigninRequest { email: email.get_untracked().trim().to_owned(), password: password.get_untracked() };
-        pending.set(true);
-        submitter.run(
-            "signin",
-            move |api| async move { api.post::<_, AuthResponse>("/api/auth/signin", &request).await },
-            move |result| {
-                pending.set(false);
-                match result {
-                    Ok(auth) => done.run(auth),
-                    Err(failure) => error.set(Some(failure)),
-                }
-            },
-        );
+        authenticate(&submitter, "/api/auth/signin", request, done);
     };
     view! {
         <AccountCard title="Sign into your Cruddur account">

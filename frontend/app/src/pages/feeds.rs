@@ -4,19 +4,15 @@ use cruddur_api::Activity;
 use leptos::prelude::*;
 use leptos_router::components::A;
 
-use crate::api::use_api;
+use crate::api::load;
 use crate::auth::use_session;
 use crate::components::{ActivityFeed, CrudForm, Loaded, Shell};
 
 /// `/`: the newest cruds; a signed-in user's new crud appears at the top as soon as it is posted.
 #[component]
 pub(crate) fn HomePage() -> impl IntoView {
-    let api = use_api();
     let session = use_session();
-    let feed = LocalResource::new(move || {
-        let api = api.clone();
-        async move { api.get::<Vec<Activity>>("/api/activities/home").await }
-    });
+    let feed = load::<Vec<Activity>>(|| "/api/activities/home".to_owned());
     view! {
         <Shell>
             <h1>"Home"</h1>
@@ -29,11 +25,7 @@ pub(crate) fn HomePage() -> impl IntoView {
 /// `/notifications`.
 #[component]
 pub(crate) fn NotificationsPage() -> impl IntoView {
-    let api = use_api();
-    let feed = LocalResource::new(move || {
-        let api = api.clone();
-        async move { api.get::<Vec<Activity>>("/api/activities/notifications").await }
-    });
+    let feed = load::<Vec<Activity>>(|| "/api/activities/notifications".to_owned());
     view! {
         <Shell>
             <h1>"Notifications"</h1>

@@ -8,7 +8,7 @@ use leptos_router::components::A;
 use leptos_router::hooks::{use_navigate, use_params_map};
 use uuid::Uuid;
 
-use crate::api::{ApiError, use_api};
+use crate::api::load;
 use crate::components::{Loaded, MessageForm, Recipient, RequireSignIn, Shell, ago, now};
 
 /// `/messages`.
@@ -27,11 +27,7 @@ pub(crate) fn MessagesPage() -> impl IntoView {
 /// The caller's conversations, newest first.
 #[component]
 fn MessageGroups() -> impl IntoView {
-    let api = use_api();
-    let groups = LocalResource::new(move || {
-        let api = api.clone();
-        async move { api.get::<Vec<MessageGroup>>("/api/message_groups").await }
-    });
+    let groups = load::<Vec<MessageGroup>>(|| "/api/message_groups".to_owned());
     view! {
         <Loaded
             resource=groups
@@ -81,15 +77,10 @@ pub(crate) fn NewConversationPage() -> impl IntoView {
 
 #[component]
 fn NewConversation() -> impl IntoView {
-    let api = use_api();
     let params = use_params_map();
     let navigate = use_navigate();
     let handle = Memo::new(move |_| params.with(|params| params.get("handle").unwrap_or_default()));
-    let person = LocalResource::new(move || {
-        let api = api.clone();
-        let handle = handle.get();
-        async move { api.get::<UserShort>(&format!("/api/users/@{handle}/short")).await }
-    });
+    let person = load::<UserShort>(move || format!("/api/users/@{}/short", handle.get()));
     let open_conversation = Callback::new(move |sent: CreatedMessage| {
         navigate(&format!("/messages/{}", sent.message_group_uuid), NavigateOptions::default())
     });
@@ -121,17 +112,9 @@ pub(crate) fn ConversationPage() -> impl IntoView {
 
 #[component]
 fn Conversation() -> impl IntoView {
-    let api = use_api();
     let params = use_params_map();
     let group = Memo::new(move |_| params.with(|params| params.get("message_group_uuid").unwrap_or_default()));
-    let messages = LocalResource::new(move || {
-        let api = api.clone();
-        let group = group.get();
-        async move {
-            group.parse::<Uuid>().map_err(|_| ApiError::NotFound)?;
-            api.get::<Vec<Message>>(&format!("/api/messages/{group}")).await
-        }
-    });
+    let messages = load::<Vec<Message>>(move || format!("/api/messages/{}", group.get()));
     view! {
         <h1>"Conversation"</h1>
         <Loaded

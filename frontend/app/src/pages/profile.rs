@@ -6,9 +6,8 @@ use leptos::ev::SubmitEvent;
 use leptos::prelude::*;
 use leptos_router::components::A;
 use leptos_router::hooks::use_params_map;
-use uuid::Uuid;
 
-use crate::api::{ApiError, use_api};
+use crate::api::{ApiError, load};
 use crate::auth::use_session;
 use crate::components::{ActivityFeed, ActivityItem, ErrorNotice, Loaded, ReplyForm, Shell, Submitter, TextField};
 
@@ -20,13 +19,8 @@ fn handle_param() -> Memo<String> {
 /// `/@:handle`.
 #[component]
 pub(crate) fn ProfilePage() -> impl IntoView {
-    let api = use_api();
     let handle = handle_param();
-    let page = LocalResource::new(move || {
-        let api = api.clone();
-        let handle = handle.get();
-        async move { api.get::<UserActivities>(&format!("/api/activities/@{handle}")).await }
-    });
+    let page = load::<UserActivities>(move || format!("/api/activities/@{}", handle.get()));
     view! {
         <Shell>
             <Loaded
@@ -90,25 +84,21 @@ fn ProfileHeading(profile: Profile) -> impl IntoView {
 
 #[component]
 fn ProfileForm(profile: Profile, #[prop(into)] on_saved: Callback<Profile>) -> impl IntoView {
-    let submitter = Submitter::new();
+    let submitter = Submitter::new("profile");
     let display_name = RwSignal::new(profile.display_name);
     let bio = RwSignal::new(profile.bio.unwrap_or_default());
-    let error = RwSignal::new(None::<ApiError>);
+    let error = submitter.error();
     let on_submit = move |event: SubmitEvent| {
         event.prevent_default();
         let name = match DisplayName::parse(&display_name.get_untracked()) {
             Ok(name) => name.as_str().to_owned(),
-            Err(key) => return error.set(Some(ApiError::Rejected(vec![key]))),
+            Err(key) => return submitter.refuse(ApiError::Rejected(vec![key])),
         };
         let text = bio.get_untracked().trim().to_owned();
         let body = UpdateProfile { display_name: name, bio: (!text.is_empty()).then_some(text) };
-        submitter.run(
-            "profile",
+        submitter.send(
             move |api| async move { api.post::<_, Profile>("/api/profile/update", &body).await },
-            move |result| match result {
-                Ok(saved) => on_saved.run(saved),
-                Err(failure) => error.set(Some(failure)),
-            },
+            move |saved| on_saved.run(saved),
         );
     };
     view! {
@@ -132,19 +122,12 @@ fn ProfileForm(profile: Profile, #[prop(into)] on_saved: Callback<Profile>) -> i
 /// `/@:handle/status/:activity_uuid`.
 #[component]
 pub(crate) fn StatusPage() -> impl IntoView {
-    let api = use_api();
     let session = use_session();
     let handle = handle_param();
     let params = use_params_map();
     let activity_uuid = Memo::new(move |_| params.with(|params| params.get("activity_uuid").unwrap_or_default()));
-    let page = LocalResource::new(move || {
-        let api = api.clone();
-        let path = format!("/api/activities/@{}/status/{}", handle.get(), activity_uuid.get());
-        async move {
-            // A malformed uuid cannot name a crud: no request needed to say so.
-            activity_uuid.get_untracked().parse::<Uuid>().map_err(|_| ApiError::NotFound)?;
-            api.get::<ActivityWithReplies>(&path).await
-        }
+    let page = load::<ActivityWithReplies>(move || {
+        format!("/api/activities/@{}/status/{}", handle.get(), activity_uuid.get())
     });
     let replies_view = move |ActivityWithReplies { activity, replies }: ActivityWithReplies| {
         let uuid = activity.uuid;
