@@ -235,6 +235,12 @@ impl Journey<'_> {
             self.wait_until_loaded().await?;
             self.no_console_errors(path).await?;
         }
+        self.open("/@nosuchuser").await?;
+        self.wait_for_text(".error", "That does not exist").await?;
+        self.only_refused_requests(&[
+            "/api/activities/@nosuchuser - Failed to load resource: the server responded with a status of 404",
+        ])
+        .await?;
         self.click("button.sign_out").await?;
         for path in ["/signup", "/signin", "/confirm", "/forgot"] {
             self.open(path).await?;

@@ -155,3 +155,25 @@ mod tests {
         assert_eq!(ApiError::from_answer(400, "not json"), ApiError::Unreadable);
     }
 }
+
+/// Calls from a real browser (`cargo test --target wasm32-unknown-unknown`, headless Chromium).
+#[cfg(all(test, target_arch = "wasm32"))]
+mod browser {
+    use cruddur_api::Activity;
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    use super::*;
+    use crate::auth::Session;
+
+    #[wasm_bindgen_test]
+    async fn an_unreachable_backend_is_a_readable_error() {
+        let owner = Owner::new();
+        owner.set();
+        // Port 9 (discard) is closed here: the fetch fails like a network that is down.
+        let telemetry = Telemetry::start("http://127.0.0.1:9");
+        let api = Api::new("http://127.0.0.1:9", Session::restore(), telemetry);
+        let error = api.get::<Vec<Activity>>("/api/activities/home").await.unwrap_err();
+        assert_eq!(error, ApiError::Network);
+        assert_eq!(error.to_string(), "Cruddur cannot be reached right now. Check your connection and try again.");
+    }
+}
