@@ -41,10 +41,11 @@ pub struct AppState {
 pub fn app(state: AppState, frontend_origins: Vec<HeaderValue>, relay: Relay) -> Router {
     Router::new()
         .merge(routes::router())
-        .merge(cruddur_telemetry::relay::router(relay))
         .fallback(|| async { ApiError::NotFound })
         // Innermost of the layers that need the route: the server span reads axum's `MatchedPath`.
         .layer(ServerLayer::new())
+        // Outside the server span: each of the browser's exports would otherwise be a trace of its own.
+        .merge(cruddur_telemetry::relay::router(relay))
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
         .layer(cors(frontend_origins))
         .with_state(state)

@@ -216,6 +216,12 @@ async fn browser_spans_are_relayed_with_the_server_s_key() {
         .await;
     assert_eq!(relayed.headers["x-honeycomb-team"], "test-honeycomb-key");
     assert_eq!(relayed.resource_string_attribute("service.name"), Some("cruddur-frontend"));
+    // The relay request is not traced itself (the browser exports every 2 s: a trace each would bury the rest).
+    test.get("/api/health-check", &[]).await;
+    test.server_span("/api/health-check").await;
+    let relay_spans =
+        test.receiver.spans().into_iter().filter(|span| span.string_attribute("http.route") == Some("/v1/traces"));
+    assert_eq!(relay_spans.count(), 0);
 }
 
 #[tokio::test(flavor = "current_thread")]
