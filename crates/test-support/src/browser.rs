@@ -5,6 +5,7 @@
 //! the closed network would refuse) and a fresh profile per [`Browser`], so tests never share cookies or storage.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -21,7 +22,7 @@ const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 /// How long chromedriver gets to listen.
 const DRIVER_START_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// One headless Chromium session; chromedriver (and with it the browser) is killed on drop.
+/// One headless Chromium session; chromedriver and every Chromium process it started are killed on drop.
 pub struct Browser {
     /// The WebDriver session.
     pub client: Client,
@@ -37,6 +38,8 @@ impl Browser {
         let port = free_port();
         let driver = Command::new(&driver_path)
             .arg(format!("--port={port}"))
+            // A group of its own, so that dropping the browser stops Chromium's processes too.
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -83,7 +86,10 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        let _ = self.driver.kill();
+        // Killing chromedriver alone would leave Chromium running; the whole group goes.
+        if let Ok(group) = i32::try_from(self.driver.id()) {
+            let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(group), nix::sys::signal::Signal::SIGKILL);
+        }
         let _ = self.driver.wait();
     }
 }
