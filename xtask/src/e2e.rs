@@ -29,8 +29,11 @@ const SECRET_KEY: &str = "e2e-honeycomb-key-7c1d2f";
 /// How long an element or text may take to appear.
 const PATIENCE: Duration = Duration::from_secs(20);
 
-pub(crate) fn run() -> anyhow::Result<()> {
-    frontend::build(&frontend::Args::default())?;
+/// Runs the check; `build_bundle` false uses the bundle already in `frontend/dist` (`cargo xtask test` builds it first).
+pub(crate) fn run(build_bundle: bool) -> anyhow::Result<()> {
+    if build_bundle {
+        frontend::build(&frontend::Args::default())?;
+    }
     install::debian_packages(&["chromium", "chromium-driver"], "the browser tests")?;
     let receiver = OtlpReceiver::start();
     let headers = format!("x-honeycomb-team={SECRET_KEY}");

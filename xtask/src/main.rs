@@ -57,7 +57,7 @@ fn main() -> ExitCode {
         Command::Test(args) => test::run(args),
         Command::BenchApi(args) => bench::run(args),
         Command::Frontend(args) => frontend::build(&args),
-        Command::E2e => e2e::run(),
+        Command::E2e => e2e::run(true),
         Command::Smoke => smoke::run(),
         Command::SqlxPrepare => sqlx_prepare::run(),
     };

@@ -36,7 +36,8 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     eprintln!("\n==> whole-stack smoke check");
     crate::smoke::run()?;
     eprintln!("\n==> the app end to end in headless Chromium");
-    crate::e2e::run()?;
+    // The bundle built at the start is the one under test.
+    crate::e2e::run(false)?;
     eprintln!("\nall checks and tests passed");
     Ok(())
 }
