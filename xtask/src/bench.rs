@@ -12,7 +12,7 @@
 //! target's lock free while the benchmark builds.
 
 use std::net::{SocketAddr, TcpListener};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -42,6 +42,9 @@ pub(crate) struct Args {
     /// How many times each mode is measured (in turn, so that a busy spell touches every mode); medians are shown.
     #[arg(long, default_value_t = 1)]
     rounds: u32,
+    /// Measure this backend binary instead of building one (to compare two builds on the same machine state).
+    #[arg(long, value_name = "PATH")]
+    backend: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -82,7 +85,16 @@ struct Measured {
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     install::postgres()?;
     install::debian_packages(&["wrk"], "the load generator")?;
-    step("building the backend (release)", cargo().args(["build", "--release", "--package", "cruddur-backend"]))?;
+    let binary = match &args.backend {
+        Some(binary) => binary.clone(),
+        None => {
+            step(
+                "building the backend (release)",
+                cargo().args(["build", "--release", "--package", "cruddur-backend"]),
+            )?;
+            release_binary()
+        }
+    };
     let cluster = Cluster::start_throwaway()?;
     cluster.ensure_database("bench")?;
     let otlp = HttpSink::start(false)?;
@@ -96,7 +108,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     for round in 1..=args.rounds.max(1) {
         for &mode in &modes {
             let (exports, segments) = (otlp.exports.load(Ordering::Relaxed), xray.segments.load(Ordering::Relaxed));
-            let measured = measure(&args, &cluster, mode, &otlp, &xray)?;
+            let measured = measure(&args, &binary, &cluster, mode, &otlp, &xray)?;
             println!(
                 "{:<13} {:>7.0} requests/s  p99 {:>6.2} ms  CPU {:>6.1} µs/request ({:.2} cores)  non-2xx {}  \
                  (round {round}; OTLP exports received: {}, X-Ray datagrams: {})",
@@ -167,13 +179,14 @@ fn release_binary() -> PathBuf {
 
 fn measure(
     args: &Args,
+    binary: &Path,
     cluster: &Cluster,
     mode: Tracing,
     otlp: &HttpSink,
     xray: &SegmentSink,
 ) -> anyhow::Result<Measured> {
     let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let mut backend = Command::new(release_binary());
+    let mut backend = Command::new(binary);
     backend
         .env("DATABASE_URL", cluster.url("bench"))
         .env("PORT", port.to_string())

@@ -4,7 +4,7 @@
 //! the statement (`summary`, and `db.statement` when the statement is longer than the summary), the rows and the
 //! elapsed time; it emits it only when a subscriber is interested in that target at the statement's level
 //! (`debug` by default, `warn` for slow statements). A layer of this module is interested at every level, and turns each
-//! event into an OpenTelemetry client span that started `elapsed` ago and ends now, child of the current span:
+//! event into an OpenTelemetry client span that started `elapsed` ago and ends now, child of the event's span:
 //! `db.system.name=postgresql`, `db.query.text` (the statement with its `$1` placeholders: sqlx never logs the
 //! values), `db.namespace`, `server.address`/`server.port` from the [`DatabaseTarget`] the binary declared.
 //!
@@ -16,18 +16,19 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
 use opentelemetry::trace::{SpanKind, TraceContextExt, Tracer};
-use opentelemetry::{Context, KeyValue, StringValue};
+use opentelemetry::{KeyValue, StringValue};
 use opentelemetry_semantic_conventions::attribute::{
     DB_NAMESPACE, DB_OPERATION_NAME, DB_QUERY_TEXT, DB_RESPONSE_RETURNED_ROWS, DB_SYSTEM_NAME, SERVER_ADDRESS,
     SERVER_PORT,
 };
 use tracing::field::{Field, Visit};
-use tracing::{Event, Subscriber};
+use tracing::{Dispatch, Event, Subscriber};
 use tracing_subscriber::Layer;
 use tracing_subscriber::layer::Context as LayerContext;
 use url::Url;
 
 use crate::TelemetryError;
+use crate::context::DispatchSlot;
 
 /// The `tracing` target sqlx logs its statements under.
 pub const SQLX_QUERY_TARGET: &str = "sqlx::query";
@@ -87,11 +88,13 @@ impl SpanTarget {
 pub(crate) struct QuerySpans<T> {
     tracer: T,
     target: SharedTarget,
+    /// Where the parent span's context is looked up.
+    dispatch: DispatchSlot,
 }
 
 impl<T> QuerySpans<T> {
     pub(crate) fn new(tracer: T, target: SharedTarget) -> Self {
-        Self { tracer, target }
+        Self { tracer, target, dispatch: DispatchSlot::default() }
     }
 }
 
@@ -101,12 +104,16 @@ where
     T: Tracer + Send + Sync + 'static,
     T::Span: Send + Sync + 'static,
 {
+    fn on_register_dispatch(&self, dispatch: &Dispatch) {
+        self.dispatch.register(dispatch);
+    }
+
     fn on_event(&self, event: &Event<'_>, _ctx: LayerContext<'_, S>) {
         if event.metadata().target() != SQLX_QUERY_TARGET {
             return;
         }
-        let parent = Context::current();
         // Not in a trace, or in one that is not recorded (nothing exported): no span to make.
+        let Some(parent) = self.dispatch.event_context(event) else { return };
         if !parent.span().span_context().is_sampled() {
             return;
         }

@@ -50,6 +50,7 @@
 
 pub mod client;
 pub mod config;
+mod context;
 pub mod db;
 mod export;
 pub mod logs;
@@ -185,9 +186,12 @@ impl Telemetry {
     {
         // Only the span's own fields become attributes: the code location, module path (`target`), thread and
         // busy/idle times are the log's business, and each of them was one more attribute to copy and encode per span.
+        // Entered spans do not become the current OpenTelemetry context: that cost each poll of each instrumented
+        // future a context attach and detach; what needs the context looks it up (see `context`).
         let spans = tracing_opentelemetry::layer()
             .with_tracer(self.tracer.clone())
             .with_tracked_inactivity(false)
+            .with_context_activation(false)
             .with_threads(false)
             .with_location(false)
             .with_target(false)
@@ -254,7 +258,12 @@ pub fn init(default_service_name: &str) -> Result<Telemetry, TelemetryError> {
 pub fn init_with(config: &TelemetryConfig) -> Result<Telemetry, TelemetryError> {
     let telemetry = Telemetry::new(config)?;
     let logs = logs::stdout_layer::<Registry>(&config.log)?;
-    tracing_subscriber::registry().with(logs).with(telemetry.layer()).try_init()?;
+    // Not `.with(Option)`: an `Option` layer does not pass the subscriber's registration on, which the log
+    // formatter needs to find trace ids.
+    match logs {
+        Some(logs) => tracing_subscriber::registry().with(logs).with(telemetry.layer()).try_init()?,
+        None => tracing_subscriber::registry().with(telemetry.layer()).try_init()?,
+    }
     opentelemetry::global::set_tracer_provider(telemetry.provider.clone());
     opentelemetry::global::set_text_map_propagator(propagation::propagator());
     // Said again now that there is a subscriber to hear it.

@@ -6,9 +6,9 @@ use std::cell::RefCell;
 use std::fmt;
 use std::io::IsTerminal;
 
-use opentelemetry::Context;
 use opentelemetry::trace::TraceContextExt;
-use tracing::{Event, Subscriber};
+use tracing::{Dispatch, Event, Subscriber};
+use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::fmt::format::{self, FormatEvent, FormatFields, Writer};
 use tracing_subscriber::fmt::{FmtContext, MakeWriter};
 use tracing_subscriber::registry::LookupSpan;
@@ -16,6 +16,7 @@ use tracing_subscriber::{EnvFilter, Layer};
 
 use crate::TelemetryError;
 use crate::config::{LogConfig, LogFormat};
+use crate::context::DispatchSlot;
 
 /// A log layer boxed so that each format fits one type.
 pub type BoxedLayer<S> = Box<dyn Layer<S> + Send + Sync + 'static>;
@@ -37,21 +38,29 @@ where
     let filter = EnvFilter::try_new(&config.filter)
         .map_err(|error| TelemetryError::Config { variable: "RUST_LOG", reason: error.to_string() })?;
     let fmt = tracing_subscriber::fmt::layer().with_writer(writer).with_ansi(ansi);
+    let dispatch = DispatchSlot::default();
     let layer: BoxedLayer<S> = match config.format {
         LogFormat::Off => return Ok(None),
         LogFormat::Text => {
-            let format = WithTraceId { inner: format::format().with_ansi(ansi), style: Style::Line };
+            let format =
+                WithTraceId { inner: format::format().with_ansi(ansi), style: Style::Line, dispatch: dispatch.clone() };
             fmt.event_format(format).with_filter(filter).boxed()
         }
         LogFormat::Pretty => {
-            let format = WithTraceId { inner: format::format().pretty().with_ansi(ansi), style: Style::Pretty };
+            let format = WithTraceId {
+                inner: format::format().pretty().with_ansi(ansi),
+                style: Style::Pretty,
+                dispatch: dispatch.clone(),
+            };
             fmt.pretty().event_format(format).with_filter(filter).boxed()
         }
         LogFormat::Json => {
-            let format = WithTraceId { inner: format::format().json(), style: Style::Json };
+            let format = WithTraceId { inner: format::format().json(), style: Style::Json, dispatch: dispatch.clone() };
             fmt.json().event_format(format).with_filter(filter).boxed()
         }
     };
+    // The formatter has no registration hook of its own; this layer, interested in nothing, lends it one.
+    let layer = layer.and_then(RegisterDispatch(dispatch).with_filter(LevelFilter::OFF)).boxed();
     Ok(Some(layer))
 }
 
@@ -70,6 +79,16 @@ enum Style {
 struct WithTraceId<F> {
     inner: F,
     style: Style,
+    dispatch: DispatchSlot,
+}
+
+/// Registers the subscriber's dispatch in the formatter's [`DispatchSlot`], and does nothing else.
+struct RegisterDispatch(DispatchSlot);
+
+impl<S: Subscriber> Layer<S> for RegisterDispatch {
+    fn on_register_dispatch(&self, dispatch: &Dispatch) {
+        self.0.register(dispatch);
+    }
 }
 
 thread_local! {
@@ -83,13 +102,9 @@ where
     F: FormatEvent<S, N>,
 {
     fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> fmt::Result {
-        // The OpenTelemetry layer makes the entered span's context current, so this is the event's trace.
-        let cx = Context::current();
+        let Some(cx) = self.dispatch.event_context(event) else { return self.inner.format_event(ctx, writer, event) };
         let span = cx.span();
         let ids = span.span_context();
-        if !ids.is_valid() {
-            return self.inner.format_event(ctx, writer, event);
-        }
         LINE.with_borrow_mut(|line| {
             line.clear();
             self.inner.format_event(ctx, Writer::new(line), event)?;

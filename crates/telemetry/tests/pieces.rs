@@ -89,6 +89,14 @@ async fn text_log_lines_end_with_the_trace_id_and_rust_log_filters() {
 }
 
 #[tokio::test]
+async fn lines_in_spans_that_are_not_traced_carry_the_trace_id_of_the_traced_span_around() {
+    let (trace_id, lines) = logged_request(LogFormat::Text, "info,pieces=debug").await;
+    let fetched = lines.iter().find(|line| line.contains("activities fetched")).expect("the line in the debug span");
+    assert!(fetched.contains("fetching"), "the line is logged in the debug span: {fetched}");
+    assert!(fetched.ends_with(&format!(" trace_id={trace_id}")), "{fetched}");
+}
+
+#[tokio::test]
 async fn the_client_makes_a_client_span_and_sends_both_trace_headers() {
     let receiver = OtlpReceiver::start();
     let sink = UdpSink::start();

@@ -332,14 +332,19 @@ async fn each_exporter_switches_on_its_own() {
     assert_eq!((off.export_stats().otlp, off.export_stats().xray), (None, None));
 }
 
-#[tokio::test]
-async fn a_request_is_one_datagram_unless_its_documents_do_not_fit_one() {
-    let receiver = OtlpReceiver::start();
+/// Telemetry exporting to X-Ray only, to a sink of its own; the thread's subscriber while the guard lives.
+fn xray_only() -> (UdpSink, Telemetry, tracing::subscriber::DefaultGuard) {
     let sink = UdpSink::start();
-    let mut config = seed_config(&receiver, &sink, &[]);
+    let mut config = seed_config(&OtlpReceiver::start(), &sink, &[]);
     config.otlp = None;
     let telemetry = Telemetry::new(&config).unwrap();
-    let _subscriber = tracing::subscriber::set_default(tracing_subscriber::registry().with(telemetry.layer()));
+    let guard = tracing::subscriber::set_default(tracing_subscriber::registry().with(telemetry.layer()));
+    (sink, telemetry, guard)
+}
+
+#[tokio::test]
+async fn a_request_is_one_datagram_unless_its_documents_do_not_fit_one() {
+    let (sink, telemetry, _subscriber) = xray_only();
     let request = |name: &'static str, children: usize, payload: &str| {
         let root = tracing::info_span!("request", otel.kind = "server", app.request = name);
         let _entered = root.enter();
@@ -376,4 +381,30 @@ async fn a_request_is_one_datagram_unless_its_documents_do_not_fit_one() {
             assert_eq!(segment.parent_id(), large.id());
         }
     }
+}
+
+#[tokio::test]
+async fn every_request_of_a_large_export_arrives_as_one_datagram() {
+    let (sink, telemetry, _subscriber) = xray_only();
+    // Many requests in one export: each trace of the batch is its own datagram, none lost or merged.
+    const REQUESTS: usize = 101;
+    for request in 0..REQUESTS {
+        let root = tracing::info_span!("request", otel.kind = "server", app.request = request as i64);
+        root.in_scope(|| tracing::info_span!("child").in_scope(|| ()));
+    }
+    telemetry.force_flush();
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while sink.datagrams().len() < REQUESTS && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let mut requests: Vec<i64> = sink
+        .datagrams()
+        .iter()
+        .map(|datagram| datagram.segment().expect("a segment").document["metadata"]["app.request"].as_i64())
+        .map(|request| request.expect("each datagram is a request's segment"))
+        .collect();
+    requests.sort_unstable();
+    assert_eq!(requests, (0..REQUESTS as i64).collect::<Vec<_>>(), "each request once, as one datagram");
+    assert_eq!(telemetry.export_stats().xray.map(|lane| (lane.dropped, lane.failed)), Some((0, 0)));
 }

@@ -62,8 +62,16 @@ async fn activities(State(pool): State<PgPool>, Path(handle): Path<String>) -> a
     let span = tracing::info_span!("home-activities", app.now = now, app.result_length = Empty);
     async {
         tracing::info!("loading activities");
-        let messages: Vec<String> =
-            sqlx::query_scalar(ACTIVITIES_QUERY).bind(&handle).fetch_all(&pool).await.expect("the query");
+        // A span OpenTelemetry does not trace (debug), that logs show when RUST_LOG asks: what happens in it still
+        // belongs to home-activities' trace.
+        let messages: Vec<String> = async {
+            let messages =
+                sqlx::query_scalar(ACTIVITIES_QUERY).bind(&handle).fetch_all(&pool).await.expect("the query");
+            tracing::info!(rows = messages.len(), "activities fetched");
+            messages
+        }
+        .instrument(tracing::debug_span!("fetching"))
+        .await;
         tracing::Span::current().record("app.result_length", messages.len() as i64);
         tracing::info_span!("user-activities", "metadata.now" = now, "metadata.results-size" = messages.len() as i64)
             .in_scope(|| tracing::info!("mock data ready"));
