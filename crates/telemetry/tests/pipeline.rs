@@ -370,10 +370,8 @@ async fn a_request_is_one_datagram_unless_its_documents_do_not_fit_one() {
         let trace_id = segment.trace_id().map(str::to_owned);
         sink.datagrams().iter().filter(|datagram| datagram.segment().unwrap().trace_id() == trace_id.as_deref()).count()
     };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while datagrams_of(&large) < 41 && std::time::Instant::now() < deadline {
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    // The small request's datagram and the large one's 41.
+    sink.wait_for_datagrams(42).await;
     assert_eq!(datagrams_of(&small), 1, "the small request's segment carries its subsegments");
     assert_eq!(datagrams_of(&large), 41, "the large request's subsegments go one by one");
     for segment in sink.segments().iter().filter(|segment| segment.trace_id() == large.trace_id()) {
@@ -395,12 +393,9 @@ async fn every_request_of_a_large_export_arrives_as_one_datagram() {
     }
     telemetry.force_flush();
 
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while sink.datagrams().len() < REQUESTS && std::time::Instant::now() < deadline {
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
     let mut requests: Vec<i64> = sink
-        .datagrams()
+        .wait_for_datagrams(REQUESTS)
+        .await
         .iter()
         .map(|datagram| datagram.segment().expect("a segment").document["metadata"]["app.request"].as_i64())
         .map(|request| request.expect("each datagram is a request's segment"))

@@ -131,6 +131,15 @@ impl UdpSink {
         segments
     }
 
+    /// Waits up to [`WAIT`] until at least `count` datagrams have arrived, and returns them all; panics with the
+    /// number received if they do not come.
+    pub async fn wait_for_datagrams(&self, count: usize) -> Vec<Datagram> {
+        let found = wait_until(self.changes.clone(), || Some(self.datagrams()).filter(|all| all.len() >= count)).await;
+        found.unwrap_or_else(|| {
+            panic!("{count} datagrams expected at the UDP sink within {WAIT:?}; received {}", self.datagrams().len())
+        })
+    }
+
     /// Waits up to [`WAIT`] for a segment matching `matches`, and panics naming `what` and the segments seen if none
     /// comes.
     pub async fn wait_for_segment(&self, what: &str, matches: impl Fn(&Segment) -> bool) -> Segment {
