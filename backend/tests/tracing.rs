@@ -41,6 +41,8 @@ async fn traced_backend(vars: &[(&str, String)]) -> Traced {
         ("OTEL_EXPORTER_OTLP_HEADERS".into(), "x-honeycomb-team=test-honeycomb-key".into()),
         ("OTEL_SERVICE_NAME".into(), "cruddur-backend".into()),
         ("AWS_XRAY_DAEMON_ADDRESS".into(), sink.address().to_string()),
+        // Each request is followed into X-Ray here; sampling is the telemetry crate's to test.
+        ("AWS_XRAY_SAMPLING_RULES".into(), cruddur_telemetry::sampling::EVERY_TRACE.into()),
     ]);
     env.extend(vars.iter().map(|(name, value)| (name.to_string(), value.clone())));
     let config = TelemetryConfig::from_lookup("cruddur-backend", |name| env.get(name).cloned()).expect("config");

@@ -62,6 +62,8 @@ impl Stack {
             .env("SEED_IF_EMPTY", "true")
             .env("FRONTEND_URL", format!("http://{frontend}"))
             .env("AWS_XRAY_DAEMON_ADDRESS", daemon.to_string())
+            // Every trace to X-Ray (not X-Ray's default sample): the checks follow one request there.
+            .env("AWS_XRAY_SAMPLING_RULES", r#"{"version": 2, "default": {"fixed_target": 0, "rate": 1.0}}"#)
             .env_remove("HONEYCOMB_API_KEY")
             .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
         match otlp {

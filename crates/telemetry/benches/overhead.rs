@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::routing::get;
 use cruddur_telemetry::server::ServerLayer;
-use cruddur_telemetry::{OtlpConfig, Telemetry, TelemetryConfig, XrayConfig};
+use cruddur_telemetry::{OtlpConfig, SamplingRules, Telemetry, TelemetryConfig, XrayConfig};
 use futures::StreamExt;
 use test_support::otlp::OtlpReceiver;
 use test_support::udp_sink::UdpSink;
@@ -32,7 +32,8 @@ fn main() {
         }
         if xray {
             let daemon_address = sink.address().to_string();
-            config.xray = Some(XrayConfig { daemon_address, segment_name: "bench".into(), dynamic_naming: None });
+            let (segment_name, sampling) = ("bench".into(), SamplingRules::default());
+            config.xray = Some(XrayConfig { daemon_address, segment_name, dynamic_naming: None, sampling });
         }
         let telemetry = Telemetry::new(&config).expect("telemetry");
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");

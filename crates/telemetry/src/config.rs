@@ -10,6 +10,7 @@ use percent_encoding::percent_decode_str;
 use url::Url;
 
 use crate::TelemetryError;
+use crate::sampling::SamplingRules;
 
 /// Where the X-Ray daemon listens when `AWS_XRAY_DAEMON_ADDRESS` is unset, as in the X-Ray SDKs.
 pub const DEFAULT_XRAY_DAEMON_ADDRESS: &str = "127.0.0.1:2000";
@@ -21,7 +22,7 @@ pub const DEFAULT_EXPORT_QUEUE: usize = 2048;
 pub const HONEYCOMB_TEAM_HEADER: &str = "x-honeycomb-team";
 
 /// Everything telemetry needs, once resolved.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TelemetryConfig {
     /// `service.name` on every span.
     pub service_name: String,
@@ -55,8 +56,8 @@ impl fmt::Debug for OtlpConfig {
     }
 }
 
-/// Where segment documents go and how segments are named.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where segment documents go, how segments are named, and which traces X-Ray gets.
+#[derive(Debug, Clone, PartialEq)]
 pub struct XrayConfig {
     /// `host:port` of the daemon's UDP port.
     pub daemon_address: String,
@@ -64,6 +65,8 @@ pub struct XrayConfig {
     pub segment_name: String,
     /// `AWS_XRAY_URL`: a host pattern (`*` and `?` wildcards); a request whose `Host` matches is named after its host.
     pub dynamic_naming: Option<String>,
+    /// `AWS_XRAY_SAMPLING_RULES` (a rules file, or the rules inline), else X-Ray's default rule.
+    pub sampling: SamplingRules,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -212,7 +215,22 @@ fn xray_config(
         daemon_address,
         segment_name: var("AWS_XRAY_TRACING_NAME").unwrap_or_else(|| service_name.to_owned()),
         dynamic_naming: var("AWS_XRAY_URL"),
+        sampling: match var("AWS_XRAY_SAMPLING_RULES") {
+            Some(rules) => sampling_rules(&rules)?,
+            None => SamplingRules::default(),
+        },
     }))
+}
+
+/// The rules inline (a JSON object) or in the file the value names.
+fn sampling_rules(value: &str) -> Result<SamplingRules, TelemetryError> {
+    const VARIABLE: &str = "AWS_XRAY_SAMPLING_RULES";
+    let json = if value.starts_with('{') {
+        value.to_owned()
+    } else {
+        std::fs::read_to_string(value).map_err(|error| invalid(VARIABLE, format!("reading {value}: {error}")))?
+    };
+    SamplingRules::parse(&json).map_err(|reason| invalid(VARIABLE, reason))
 }
 
 /// `host:port`, or the SDKs' two-address form `tcp:host:port udp:host:port` of which segments use the UDP one.
@@ -355,12 +373,29 @@ mod tests {
                 daemon_address: "xray-daemon:2000".into(),
                 segment_name: "backend-flask".into(),
                 dynamic_naming: Some("*4567-*.gitpod.io*".into()),
+                sampling: SamplingRules::default(),
             }
         );
         let two_addresses = read(&[("AWS_XRAY_DAEMON_ADDRESS", "tcp:127.0.0.1:2000 udp:127.0.0.2:2001")]).unwrap();
         assert_eq!(two_addresses.xray.unwrap().daemon_address, "127.0.0.2:2001");
         assert_eq!(read(&[("AWS_XRAY_SDK_ENABLED", "FALSE")]).unwrap().xray, None);
         assert!(read(&[("AWS_XRAY_SDK_ENABLED", "true")]).unwrap().xray.is_some());
+    }
+
+    #[test]
+    fn sampling_rules_are_read_inline_or_from_their_file() {
+        let all = crate::sampling::EVERY_TRACE;
+        let inline = read(&[("AWS_XRAY_SAMPLING_RULES", all)]).unwrap();
+        assert_eq!(inline.xray.unwrap().sampling, SamplingRules::all());
+        let file = std::env::temp_dir().join(format!("sampling-rules-{}.json", std::process::id()));
+        std::fs::write(&file, all).unwrap();
+        let from_file = read(&[("AWS_XRAY_SAMPLING_RULES", file.to_str().unwrap())]).unwrap();
+        std::fs::remove_file(&file).unwrap();
+        assert_eq!(from_file.xray.unwrap().sampling, SamplingRules::all());
+        let missing = read(&[("AWS_XRAY_SAMPLING_RULES", "/nonexistent/rules.json")]).unwrap_err().to_string();
+        assert!(missing.starts_with("AWS_XRAY_SAMPLING_RULES: reading /nonexistent/rules.json"), "{missing}");
+        let bad = read(&[("AWS_XRAY_SAMPLING_RULES", r#"{"version": 2}"#)]).unwrap_err().to_string();
+        assert!(bad.starts_with("AWS_XRAY_SAMPLING_RULES") && bad.contains("default"), "{bad}");
     }
 
     #[test]

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use opentelemetry::Context;
+use opentelemetry::trace::SpanContext;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, Span, SpanData, SpanExporter, SpanProcessor};
@@ -126,21 +127,28 @@ impl Lane {
     }
 }
 
-/// The SDK's batch processor behind a [`Lane`].
+/// The SDK's batch processor behind a [`Lane`], for the spans its exporter takes.
 #[derive(Debug)]
 pub(crate) struct BoundedProcessor {
     lane: Arc<Lane>,
+    /// Which finished spans go to this exporter (by their trace's sampling decisions), as [`Fanout`] asks.
+    takes: fn(&SpanContext) -> bool,
     inner: BatchSpanProcessor,
 }
 
 impl BoundedProcessor {
-    pub(crate) fn new<E: SpanExporter + 'static>(name: &'static str, exporter: E, capacity: usize) -> Self {
+    pub(crate) fn new<E: SpanExporter + 'static>(
+        name: &'static str,
+        exporter: E,
+        capacity: usize,
+        takes: fn(&SpanContext) -> bool,
+    ) -> Self {
         let lane = Lane::new(name, capacity);
         let exporter = CountingExporter { lane: lane.clone(), inner: exporter };
         // The SDK queue is as large as the lane, so it is never the one that drops. The batch config also reads
         // the standard OTEL_BSP_* variables (schedule delay, batch size).
         let config = BatchConfigBuilder::default().with_max_queue_size(capacity).build();
-        Self { lane, inner: BatchSpanProcessor::builder(exporter).with_batch_config(config).build() }
+        Self { lane, takes, inner: BatchSpanProcessor::builder(exporter).with_batch_config(config).build() }
     }
 
     pub(crate) fn lane(&self) -> Arc<Lane> {
@@ -154,7 +162,8 @@ impl SpanProcessor for BoundedProcessor {
     }
 
     fn on_end(&self, span: SpanData) {
-        if span.span_context.is_sampled() && self.lane.try_enqueue() {
+        // [`Fanout`] only hands over the spans this exporter takes.
+        if self.lane.try_enqueue() {
             self.inner.on_end(span);
         }
     }
@@ -173,8 +182,9 @@ impl SpanProcessor for BoundedProcessor {
 }
 
 /// Every exporter behind one processor. The SDK clones each finished span once per processor it has (the last one
-/// too, dropping the original); this hands each lane but the last a clone and the last one the span itself, so two
-/// exporters cost one copy of each span on the request's thread, not two.
+/// too, dropping the original); this hands each lane that takes the span but the last a clone and the last one the
+/// span itself, so two exporters cost one copy of each span on the request's thread, not two, and a span only one
+/// exporter takes (a trace X-Ray did not sample) costs no copy.
 #[derive(Debug)]
 pub(crate) struct Fanout {
     processors: Vec<BoundedProcessor>,
@@ -182,6 +192,7 @@ pub(crate) struct Fanout {
 
 impl Fanout {
     pub(crate) fn new(processors: Vec<BoundedProcessor>) -> Self {
+        assert!(processors.len() <= 64, "one bit per processor");
         Self { processors }
     }
 }
@@ -194,15 +205,17 @@ impl SpanProcessor for Fanout {
     }
 
     fn on_end(&self, span: SpanData) {
-        if !span.span_context.is_sampled() {
-            return;
-        }
-        if let Some((last, others)) = self.processors.split_last() {
-            for processor in others {
+        // Bit i: processor i takes the span (decided before the span moves to the last one).
+        let taking = self.processors.iter().enumerate().fold(0u64, |taking, (index, processor)| {
+            if (processor.takes)(&span.span_context) { taking | 1 << index } else { taking }
+        });
+        let Some(last) = taking.checked_ilog2() else { return };
+        for (index, processor) in self.processors.iter().enumerate().take(last as usize) {
+            if taking & 1 << index != 0 {
                 processor.on_end(span.clone());
             }
-            last.on_end(span);
         }
+        self.processors[last as usize].on_end(span);
     }
 
     fn force_flush(&self) -> OTelSdkResult {

@@ -26,6 +26,7 @@
 //! | `AWS_XRAY_DAEMON_ADDRESS` | `127.0.0.1:2000` | the daemon's UDP `host:port` (or `tcp:host:port udp:host:port`) |
 //! | `AWS_XRAY_TRACING_NAME` | the service name | the X-Ray segment name |
 //! | `AWS_XRAY_URL` | - | dynamic naming: a host pattern (`*`, `?`); a request whose `Host` matches is named after its host |
+//! | `AWS_XRAY_SAMPLING_RULES` | X-Ray's default rule: 1 trace/s, then 5% | which traces X-Ray gets: a rules file in the X-Ray SDKs' local format, or the JSON inline ([`sampling`]); OTLP gets every trace |
 //! | `RUST_LOG` | `info` | log filter (`EnvFilter` directives); traces do not depend on it |
 //! | `LOG_FORMAT` | `text` | `text` (one line, coloured on a terminal), `pretty`, `json`, or `off` |
 //!
@@ -39,7 +40,8 @@
 //! - [`client::traced_client`]: outgoing requests as client spans, trace headers injected;
 //! - database spans from sqlx's own query events, once [`Telemetry::set_database`] names the database ([`db`]);
 //! - [`relay::router`]: `POST /v1/traces` for the browser's spans;
-//! - [`propagation`]: the headers in and out.
+//! - [`propagation`]: the headers in and out;
+//! - [`sampling`]: every trace to OTLP, a sample to X-Ray, as the X-Ray SDKs sample.
 //!
 //! In hand-made spans, attributes prefixed `annotation.` become X-Ray annotations (indexed) and those prefixed
 //! `metadata.` X-Ray metadata (the prefix is dropped in X-Ray, kept in OTLP); other application attributes go to
@@ -56,16 +58,18 @@ mod export;
 pub mod logs;
 pub mod propagation;
 pub mod relay;
+pub mod sampling;
 pub mod server;
 mod xray;
 
 use std::sync::Arc;
 
+use opentelemetry::trace::SpanContext;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_aws::trace::XrayIdGenerator;
 use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::trace::{Sampler, SdkTracer, SdkTracerProvider};
+use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
 use tracing::{Level, Subscriber};
 use tracing_subscriber::filter::{FilterFn, filter_fn};
 use tracing_subscriber::layer::SubscriberExt;
@@ -76,6 +80,7 @@ use tracing_subscriber::{Layer, Registry};
 pub use config::{LogConfig, LogFormat, OtlpConfig, TelemetryConfig, XrayConfig};
 pub use db::DatabaseTarget;
 pub use export::LaneStats;
+pub use sampling::SamplingRules;
 
 /// The instrumentation scope of our spans.
 const SCOPE: &str = "cruddur-telemetry";
@@ -134,17 +139,20 @@ impl Telemetry {
                 .with_endpoint(otlp_config.traces_endpoint.as_str())
                 .with_headers(otlp_config.headers.iter().cloned().collect())
                 .build()?;
-            let processor = export::BoundedProcessor::new("OTLP", exporter, config.export_queue);
+            let processor =
+                export::BoundedProcessor::new("OTLP", exporter, config.export_queue, SpanContext::is_sampled);
             otlp = Some(processor.lane());
             processors.push(processor);
         }
 
-        let (mut xray, mut xray_unavailable) = (None, None);
+        let (mut xray, mut xray_unavailable, mut xray_sampling) = (None, None, None);
         if let Some(xray_config) = &config.xray {
             match xray::XraySegments::new(xray_config) {
                 Ok(exporter) => {
-                    let processor = export::BoundedProcessor::new("X-Ray", exporter, config.export_queue);
+                    let processor =
+                        export::BoundedProcessor::new("X-Ray", exporter, config.export_queue, sampling::xray_sampled);
                     xray = Some(processor.lane());
+                    xray_sampling = Some(&xray_config.sampling);
                     processors.push(processor);
                 }
                 // The daemon's host not resolving (yet) must not stop the service.
@@ -156,11 +164,7 @@ impl Telemetry {
             builder = builder.with_span_processor(export::Fanout::new(processors));
         }
         // Nothing to export: record nothing (ids are still made, for logs and the X-Ray response header).
-        let sampler = if otlp.is_some() || xray.is_some() {
-            Sampler::ParentBased(Box::new(Sampler::AlwaysOn))
-        } else {
-            Sampler::AlwaysOff
-        };
+        let sampler = sampling::TraceSampler::new(otlp.is_some(), xray_sampling);
         let provider = builder.with_sampler(sampler).build();
         let tracer = provider.tracer(SCOPE);
         let relay = match &config.otlp {

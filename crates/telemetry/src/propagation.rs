@@ -5,16 +5,22 @@
 //! On extraction `traceparent` wins when a request carries both (the two normally hold the same ids, since our
 //! client injects both from one context). The server answers with `X-Amzn-Trace-Id: Root=...;Sampled=...` as the
 //! X-Ray SDKs do: [`xray_response_header`].
+//!
+//! X-Ray's `Sampled=` is X-Ray's decision, not OpenTelemetry's (see [`crate::sampling`]): it is written from the
+//! trace's X-Ray decision, and read into it (`tracestate` entry `xray`), while the trace stays recorded for OTLP.
 
 use std::sync::LazyLock;
 
 use http::{HeaderMap, HeaderValue};
 use opentelemetry::Context;
-use opentelemetry::propagation::{TextMapCompositePropagator, TextMapPropagator};
-use opentelemetry::trace::{SpanContext, TraceContextExt};
+use opentelemetry::propagation::text_map_propagator::FieldIter;
+use opentelemetry::propagation::{Extractor, Injector, TextMapCompositePropagator, TextMapPropagator};
+use opentelemetry::trace::{SpanContext, TraceContextExt, TraceFlags};
 use opentelemetry_aws::trace::{MissingSampledBehavior, XrayPropagator};
 use opentelemetry_http::{HeaderExtractor, HeaderInjector};
 use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
+
+use crate::sampling::{XRAY_DECISION_KEY, xray_sampled};
 
 /// The X-Ray trace header, lowercase as HTTP/2 sends it.
 pub const XRAY_HEADER: &str = "x-amzn-trace-id";
@@ -24,9 +30,7 @@ static PROPAGATOR: LazyLock<TextMapCompositePropagator> = LazyLock::new(propagat
 /// A new composite propagator: X-Ray, then W3C trace context (so it wins), then W3C baggage.
 pub fn propagator() -> TextMapCompositePropagator {
     TextMapCompositePropagator::new(vec![
-        // A header without `Sampled=` (as a load balancer sends it) continues the trace sampled rather than
-        // deferring a decision nobody downstream makes.
-        Box::new(XrayPropagator::new().with_missing_sampled_behavior(MissingSampledBehavior::Sampled)),
+        Box::new(XrayDecisions::default()),
         Box::new(TraceContextPropagator::new()),
         Box::new(BaggagePropagator::new()),
     ])
@@ -43,20 +47,78 @@ pub fn inject(cx: &Context, headers: &mut HeaderMap) {
     PROPAGATOR.inject_context(cx, &mut HeaderInjector(headers));
 }
 
+/// `opentelemetry-aws`'s X-Ray propagator with `Sampled=` standing for the trace's X-Ray decision.
+#[derive(Debug)]
+struct XrayDecisions {
+    inner: XrayPropagator,
+}
+
+impl Default for XrayDecisions {
+    fn default() -> Self {
+        // A header without `Sampled=` (as a load balancer sends it) continues the trace recorded, and leaves the
+        // X-Ray decision to this service.
+        Self { inner: XrayPropagator::new().with_missing_sampled_behavior(MissingSampledBehavior::Sampled) }
+    }
+}
+
+impl TextMapPropagator for XrayDecisions {
+    fn inject_context(&self, cx: &Context, injector: &mut dyn Injector) {
+        let span = cx.span();
+        let span_context = span.span_context();
+        let trace_state = span_context.trace_state();
+        if trace_state.get(XRAY_DECISION_KEY).is_none() {
+            return self.inner.inject_context(cx, injector);
+        }
+        let flags = if xray_sampled(span_context) { TraceFlags::SAMPLED } else { TraceFlags::default() };
+        // The inner propagator writes trace state entries into the header as fields: the decision is `Sampled=`.
+        let as_xray_sees_it = SpanContext::new(
+            span_context.trace_id(),
+            span_context.span_id(),
+            flags,
+            span_context.is_remote(),
+            trace_state.delete(XRAY_DECISION_KEY).unwrap_or_default(),
+        );
+        self.inner.inject_context(&Context::new().with_remote_span_context(as_xray_sees_it), injector);
+    }
+
+    fn extract_with_context(&self, cx: &Context, extractor: &dyn Extractor) -> Context {
+        let extracted = self.inner.extract_with_context(cx, extractor);
+        let decision = extractor.get(XRAY_HEADER).and_then(|header| {
+            header.split(';').find_map(|field| match field.trim() {
+                "Sampled=1" => Some("1"),
+                "Sampled=0" => Some("0"),
+                _ => None,
+            })
+        });
+        let span = extracted.span();
+        let caller = span.span_context();
+        let Some(decision) = decision.filter(|_| caller.is_valid() && caller.is_remote()) else { return extracted };
+        let trace_state = caller.trace_state().insert(XRAY_DECISION_KEY, decision).unwrap_or_default();
+        // Recorded either way: OTLP takes what X-Ray declines.
+        let caller = SpanContext::new(caller.trace_id(), caller.span_id(), TraceFlags::SAMPLED, true, trace_state);
+        cx.with_remote_span_context(caller)
+    }
+
+    fn fields(&self) -> FieldIter<'_> {
+        self.inner.fields()
+    }
+}
+
 /// The X-Ray form of a trace id: `1-` + 8 hex digits of epoch seconds + `-` + 24 hex digits.
 pub fn xray_trace_id(span_context: &SpanContext) -> String {
     let hex = span_context.trace_id().to_string();
     format!("1-{}-{}", &hex[..8], &hex[8..])
 }
 
-/// `Root=<X-Ray trace id>;Sampled=<0|1>` for the span of `cx`, or `None` when there is no valid span.
+/// `Root=<X-Ray trace id>;Sampled=<0|1>` for the span of `cx` (`Sampled=` says whether X-Ray gets the trace), or
+/// `None` when there is no valid span.
 pub fn xray_response_header(cx: &Context) -> Option<HeaderValue> {
     let span = cx.span();
     let span_context = span.span_context();
     if !span_context.is_valid() {
         return None;
     }
-    let sampled = u8::from(span_context.is_sampled());
+    let sampled = u8::from(xray_sampled(span_context));
     // Written at once into the string the header value takes over (one allocation per response).
     let id = u128::from_be_bytes(span_context.trace_id().to_bytes());
     let (seconds, rest) = (id >> 96, id & ((1 << 96) - 1));
@@ -129,6 +191,30 @@ mod tests {
         assert_eq!(headers[XRAY_HEADER], "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1");
         assert_eq!(headers["baggage"], "user=andrewbrown");
         assert_eq!(xray_response_header(&cx).unwrap(), "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1");
+    }
+
+    #[test]
+    fn sampled_is_the_xray_decision_in_and_out() {
+        let declined =
+            remote(&[(XRAY_HEADER, "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=0")]);
+        assert!(declined.is_sampled(), "still recorded for OTLP");
+        assert_eq!(declined.trace_state().get(XRAY_DECISION_KEY), Some("0"));
+        let taken =
+            remote(&[(XRAY_HEADER, "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1")]);
+        assert_eq!(taken.trace_state().get(XRAY_DECISION_KEY), Some("1"));
+        let undecided = remote(&[(XRAY_HEADER, "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8")]);
+        assert_eq!(undecided.trace_state().get(XRAY_DECISION_KEY), None, "this service decides");
+
+        let cx = Context::new().with_remote_span_context(declined);
+        let mut headers = HeaderMap::new();
+        inject(&cx, &mut headers);
+        assert_eq!(headers[XRAY_HEADER], "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=0");
+        assert_eq!(headers["traceparent"], format!("00-{TRACE}-53995c3f42cd8ad8-01"), "recorded for OTLP");
+        assert_eq!(headers["tracestate"], "xray=0");
+        assert_eq!(xray_response_header(&cx).unwrap(), "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=0");
+        let w3c_caller =
+            remote(&[("traceparent", &format!("00-{TRACE}-53995c3f42cd8ad8-01")), ("tracestate", "xray=0")]);
+        assert_eq!(w3c_caller.trace_state().get(XRAY_DECISION_KEY), Some("0"), "our own services' decision");
     }
 
     #[test]

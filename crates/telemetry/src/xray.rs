@@ -287,6 +287,7 @@ mod tests {
             daemon_address: "127.0.0.1:2000".into(),
             segment_name: "backend-flask".into(),
             dynamic_naming: dynamic.map(str::to_owned),
+            sampling: crate::SamplingRules::default(),
         })
     }
 

@@ -404,3 +404,72 @@ async fn every_request_of_a_large_export_arrives_as_one_datagram() {
     assert_eq!(requests, (0..REQUESTS as i64).collect::<Vec<_>>(), "each request once, as one datagram");
     assert_eq!(telemetry.export_stats().xray.map(|lane| (lane.dropped, lane.failed)), Some((0, 0)));
 }
+
+/// X-Ray's default rule, written out (the harness sends every trace to X-Ray).
+const XRAY_DEFAULT_RULE: &str = r#"{"version": 2, "default": {"fixed_target": 1, "rate": 0.05}}"#;
+const XRAY_NEVER: &str = r#"{"version": 2, "default": {"fixed_target": 0, "rate": 0.0}}"#;
+
+impl Harness {
+    /// Waits for `wanted`'s segments, then returns the trace ids (OTLP form) of every segment the sink holds.
+    async fn xray_traces_after(&self, wanted: &[String]) -> std::collections::BTreeSet<String> {
+        self.telemetry.force_flush();
+        for trace in wanted {
+            self.segment_of(trace, "a sampled request's segment", |_| true).await;
+        }
+        self.sink.segments().iter().filter_map(Segment::otlp_trace_id).collect()
+    }
+}
+
+/// The OTLP trace id in an `X-Amzn-Trace-Id` response header, and its `Sampled=` flag.
+fn answered_trace(response: &reqwest::Response) -> (String, bool) {
+    let header = xray_header(response);
+    let root = header.strip_prefix("Root=1-").and_then(|rest| rest.split(';').next()).expect("a Root field");
+    (root.replace('-', ""), header.ends_with(";Sampled=1"))
+}
+
+#[tokio::test]
+async fn otlp_gets_every_request_and_xray_the_sample_its_rule_takes() {
+    let test = harness(&[("AWS_XRAY_SAMPLING_RULES", XRAY_DEFAULT_RULE)]).await;
+    const REQUESTS: usize = 40;
+    let mut answered = Vec::new();
+    for _ in 0..REQUESTS {
+        answered.push(answered_trace(&test.get("/api/status/204", &[]).await));
+    }
+    let sampled: Vec<String> =
+        answered.iter().filter(|(_, sampled)| *sampled).map(|(trace, _)| trace.clone()).collect();
+    // The reservoir takes the first request of each second; 5% of the others is 2 on average.
+    assert!(!sampled.is_empty() && sampled.len() < REQUESTS / 2, "{} of {REQUESTS} sampled", sampled.len());
+
+    test.telemetry.force_flush();
+    let servers = test
+        .receiver
+        .wait_for_spans("of the requests", REQUESTS, |span| {
+            span.string_attribute("url.path") == Some("/api/status/204")
+        })
+        .await;
+    assert_eq!(servers.len(), REQUESTS, "OTLP gets every request");
+    let in_xray = test.xray_traces_after(&sampled).await;
+    assert_eq!(in_xray, sampled.iter().cloned().collect(), "X-Ray gets exactly the requests answered Sampled=1");
+}
+
+#[tokio::test]
+async fn a_callers_xray_decision_is_obeyed_and_a_browser_gets_this_services() {
+    let test = harness(&[("AWS_XRAY_SAMPLING_RULES", XRAY_NEVER)]).await;
+    let taken = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+    let (taken, sampled) = answered_trace(&test.get("/api/status/204", &[("x-amzn-trace-id", taken)]).await);
+    assert!(sampled, "the caller sampled it for X-Ray, whatever this service's rule says");
+    let browser = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let (browser, sampled) = answered_trace(&test.get("/api/status/204", &[("traceparent", browser)]).await);
+    assert!(!sampled, "a W3C caller makes no X-Ray decision: this service's rule does");
+
+    test.span_in(&browser, "GET /api/status/{code}").await;
+    assert_eq!(test.xray_traces_after(std::slice::from_ref(&taken)).await, [taken].into());
+
+    let test = harness(&[]).await;
+    let declined = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=0";
+    let (declined, sampled) = answered_trace(&test.get("/api/status/204", &[("x-amzn-trace-id", declined)]).await);
+    assert!(!sampled, "the caller declined it for X-Ray");
+    let (fresh, _) = answered_trace(&test.get("/api/status/204", &[]).await);
+    test.span_in(&declined, "GET /api/status/{code}").await;
+    assert_eq!(test.xray_traces_after(std::slice::from_ref(&fresh)).await, [fresh].into(), "OTLP has it, X-Ray not");
+}

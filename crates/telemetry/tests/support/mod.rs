@@ -33,6 +33,8 @@ pub fn seed_config(receiver: &OtlpReceiver, sink: &UdpSink, extra: &[(&str, &str
         ("OTEL_EXPORTER_OTLP_HEADERS".into(), "x-honeycomb-team=test-honeycomb-key".into()),
         ("OTEL_SERVICE_NAME".into(), "backend-rust".into()),
         ("AWS_XRAY_DAEMON_ADDRESS".into(), sink.address().to_string()),
+        // These tests follow each request into X-Ray; sampling has tests of its own.
+        ("AWS_XRAY_SAMPLING_RULES".into(), cruddur_telemetry::sampling::EVERY_TRACE.into()),
     ]);
     vars.extend(extra.iter().map(|(name, value)| (name.to_string(), value.to_string())));
     TelemetryConfig::from_lookup("cruddur-test", |name| vars.get(name).cloned()).expect("a valid configuration")
