@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::routing::get;
 use cruddur_telemetry::server::ServerLayer;
-use cruddur_telemetry::{OtlpConfig, SamplingRules, Telemetry, TelemetryConfig, XrayConfig};
+use cruddur_telemetry::{OtlpConfig, SamplingRules, Telemetry, TelemetryConfig, XrayConfig, XraySampling};
 use futures::StreamExt;
 use test_support::otlp::OtlpReceiver;
 use test_support::udp_sink::UdpSink;
@@ -32,7 +32,7 @@ fn main() {
         }
         if xray {
             let daemon_address = sink.address().to_string();
-            let (segment_name, sampling) = ("bench".into(), SamplingRules::default());
+            let (segment_name, sampling) = ("bench".into(), XraySampling::Local(SamplingRules::default()));
             config.xray = Some(XrayConfig { daemon_address, segment_name, dynamic_naming: None, sampling });
         }
         let telemetry = Telemetry::new(&config).expect("telemetry");

@@ -10,7 +10,7 @@ use percent_encoding::percent_decode_str;
 use url::Url;
 
 use crate::TelemetryError;
-use crate::sampling::SamplingRules;
+use crate::sampling::{SamplingRules, XraySampling};
 
 /// Where the X-Ray daemon listens when `AWS_XRAY_DAEMON_ADDRESS` is unset, as in the X-Ray SDKs.
 pub const DEFAULT_XRAY_DAEMON_ADDRESS: &str = "127.0.0.1:2000";
@@ -65,8 +65,8 @@ pub struct XrayConfig {
     pub segment_name: String,
     /// `AWS_XRAY_URL`: a host pattern (`*` and `?` wildcards); a request whose `Host` matches is named after its host.
     pub dynamic_naming: Option<String>,
-    /// `AWS_XRAY_SAMPLING_RULES` (a rules file, or the rules inline), else X-Ray's default rule.
-    pub sampling: SamplingRules,
+    /// `AWS_XRAY_SAMPLING_RULES` (a rules file, or the rules inline), else the daemon's (centralized) rules.
+    pub sampling: XraySampling,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -207,17 +207,17 @@ fn xray_config(
     if var("AWS_XRAY_SDK_ENABLED").is_some_and(|enabled| enabled.eq_ignore_ascii_case("false")) {
         return Ok(None);
     }
-    let daemon_address = match var("AWS_XRAY_DAEMON_ADDRESS") {
-        Some(value) => udp_daemon_address(&value)?,
-        None => DEFAULT_XRAY_DAEMON_ADDRESS.to_owned(),
+    let (tcp_address, daemon_address) = match var("AWS_XRAY_DAEMON_ADDRESS") {
+        Some(value) => daemon_addresses(&value)?,
+        None => (DEFAULT_XRAY_DAEMON_ADDRESS.to_owned(), DEFAULT_XRAY_DAEMON_ADDRESS.to_owned()),
     };
     Ok(Some(XrayConfig {
         daemon_address,
         segment_name: var("AWS_XRAY_TRACING_NAME").unwrap_or_else(|| service_name.to_owned()),
         dynamic_naming: var("AWS_XRAY_URL"),
         sampling: match var("AWS_XRAY_SAMPLING_RULES") {
-            Some(rules) => sampling_rules(&rules)?,
-            None => SamplingRules::default(),
+            Some(rules) => XraySampling::Local(sampling_rules(&rules)?),
+            None => XraySampling::Centralized { daemon_address: tcp_address },
         },
     }))
 }
@@ -233,16 +233,22 @@ fn sampling_rules(value: &str) -> Result<SamplingRules, TelemetryError> {
     SamplingRules::parse(&json).map_err(|reason| invalid(VARIABLE, reason))
 }
 
-/// `host:port`, or the SDKs' two-address form `tcp:host:port udp:host:port` of which segments use the UDP one.
-fn udp_daemon_address(value: &str) -> Result<String, TelemetryError> {
-    let address = if value.contains(' ') {
-        value
-            .split_whitespace()
-            .find_map(|part| part.strip_prefix("udp:"))
-            .ok_or_else(|| invalid("AWS_XRAY_DAEMON_ADDRESS", "the two-address form needs a udp:host:port part"))?
-    } else {
-        value
+/// The daemon's (TCP, UDP) addresses from `host:port` (both), or from the SDKs' two-address form
+/// `tcp:host:port udp:host:port`.
+fn daemon_addresses(value: &str) -> Result<(String, String), TelemetryError> {
+    if !value.contains(' ') {
+        let address = host_port(value)?;
+        return Ok((address.clone(), address));
+    }
+    let part = |prefix: &str| {
+        value.split_whitespace().find_map(|part| part.strip_prefix(prefix)).ok_or_else(|| {
+            invalid("AWS_XRAY_DAEMON_ADDRESS", format!("the two-address form needs a {prefix}host:port part"))
+        })
     };
+    Ok((host_port(part("tcp:")?)?, host_port(part("udp:")?)?))
+}
+
+fn host_port(address: &str) -> Result<String, TelemetryError> {
     match address.rsplit_once(':') {
         Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(address.to_owned()),
         _ => Err(invalid("AWS_XRAY_DAEMON_ADDRESS", format!("expected host:port, got {address}"))),
@@ -373,11 +379,15 @@ mod tests {
                 daemon_address: "xray-daemon:2000".into(),
                 segment_name: "backend-flask".into(),
                 dynamic_naming: Some("*4567-*.gitpod.io*".into()),
-                sampling: SamplingRules::default(),
+                sampling: XraySampling::Centralized { daemon_address: "xray-daemon:2000".into() },
             }
         );
         let two_addresses = read(&[("AWS_XRAY_DAEMON_ADDRESS", "tcp:127.0.0.1:2000 udp:127.0.0.2:2001")]).unwrap();
-        assert_eq!(two_addresses.xray.unwrap().daemon_address, "127.0.0.2:2001");
+        let two_addresses = two_addresses.xray.unwrap();
+        assert_eq!(two_addresses.daemon_address, "127.0.0.2:2001");
+        assert_eq!(two_addresses.sampling, XraySampling::Centralized { daemon_address: "127.0.0.1:2000".into() });
+        let error = read(&[("AWS_XRAY_DAEMON_ADDRESS", "udp:127.0.0.2:2001 x")]).unwrap_err().to_string();
+        assert!(error.contains("tcp:host:port"), "{error}");
         assert_eq!(read(&[("AWS_XRAY_SDK_ENABLED", "FALSE")]).unwrap().xray, None);
         assert!(read(&[("AWS_XRAY_SDK_ENABLED", "true")]).unwrap().xray.is_some());
     }
@@ -386,12 +396,12 @@ mod tests {
     fn sampling_rules_are_read_inline_or_from_their_file() {
         let all = crate::sampling::EVERY_TRACE;
         let inline = read(&[("AWS_XRAY_SAMPLING_RULES", all)]).unwrap();
-        assert_eq!(inline.xray.unwrap().sampling, SamplingRules::all());
+        assert_eq!(inline.xray.unwrap().sampling, XraySampling::Local(SamplingRules::all()));
         let file = std::env::temp_dir().join(format!("sampling-rules-{}.json", std::process::id()));
         std::fs::write(&file, all).unwrap();
         let from_file = read(&[("AWS_XRAY_SAMPLING_RULES", file.to_str().unwrap())]).unwrap();
         std::fs::remove_file(&file).unwrap();
-        assert_eq!(from_file.xray.unwrap().sampling, SamplingRules::all());
+        assert_eq!(from_file.xray.unwrap().sampling, XraySampling::Local(SamplingRules::all()));
         let missing = read(&[("AWS_XRAY_SAMPLING_RULES", "/nonexistent/rules.json")]).unwrap_err().to_string();
         assert!(missing.starts_with("AWS_XRAY_SAMPLING_RULES: reading /nonexistent/rules.json"), "{missing}");
         let bad = read(&[("AWS_XRAY_SAMPLING_RULES", r#"{"version": 2}"#)]).unwrap_err().to_string();

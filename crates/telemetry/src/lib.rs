@@ -23,10 +23,10 @@
 //! | `HONEYCOMB_SERVICE_NAME` | - | shortcut: the service name when `OTEL_SERVICE_NAME` is unset |
 //! | `OTEL_EXPORTER_OTLP_TIMEOUT`, `OTEL_BSP_SCHEDULE_DELAY`, `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` | 10000, 5000, 512 | read by the OpenTelemetry SDK (milliseconds, spans) |
 //! | `AWS_XRAY_SDK_ENABLED` | `true` | `false` turns X-Ray export off |
-//! | `AWS_XRAY_DAEMON_ADDRESS` | `127.0.0.1:2000` | the daemon's UDP `host:port` (or `tcp:host:port udp:host:port`) |
+//! | `AWS_XRAY_DAEMON_ADDRESS` | `127.0.0.1:2000` | the daemon's `host:port`, UDP for segments and TCP for sampling rules (or `tcp:host:port udp:host:port`) |
 //! | `AWS_XRAY_TRACING_NAME` | the service name | the X-Ray segment name |
 //! | `AWS_XRAY_URL` | - | dynamic naming: a host pattern (`*`, `?`); a request whose `Host` matches is named after its host |
-//! | `AWS_XRAY_SAMPLING_RULES` | X-Ray's default rule: 1 trace/s, then 5% | which traces X-Ray gets: a rules file in the X-Ray SDKs' local format, or the JSON inline ([`sampling`]); OTLP gets every trace |
+//! | `AWS_XRAY_SAMPLING_RULES` | unset: X-Ray's rules, through the daemon (1 trace/s, then 5% until they arrive) | which traces X-Ray gets: a rules file in the X-Ray SDKs' local format, or the JSON inline ([`sampling`]); OTLP gets every trace |
 //! | `RUST_LOG` | `info` | log filter (`EnvFilter` directives); traces do not depend on it |
 //! | `LOG_FORMAT` | `text` | `text` (one line, coloured on a terminal), `pretty`, `json`, or `off` |
 //!
@@ -80,7 +80,7 @@ use tracing_subscriber::{Layer, Registry};
 pub use config::{LogConfig, LogFormat, OtlpConfig, TelemetryConfig, XrayConfig};
 pub use db::DatabaseTarget;
 pub use export::LaneStats;
-pub use sampling::SamplingRules;
+pub use sampling::{SamplingRules, XraySampling};
 
 /// The instrumentation scope of our spans.
 const SCOPE: &str = "cruddur-telemetry";
@@ -96,6 +96,8 @@ pub enum TelemetryError {
     Otlp(#[from] opentelemetry_otlp::ExporterBuildError),
     #[error("starting the browser span relay: {0}")]
     Relay(std::io::Error),
+    #[error("starting the X-Ray sampling rules poller: {0}")]
+    Sampling(std::io::Error),
     #[error("installing the global subscriber: {0}")]
     Subscriber(#[from] tracing_subscriber::util::TryInitError),
 }
@@ -113,6 +115,8 @@ pub struct Telemetry {
     xray: Option<Arc<export::Lane>>,
     /// Why X-Ray export is off although configured, to log once a subscriber is there.
     xray_unavailable: Option<String>,
+    /// Fetches X-Ray's sampling rules while it lives (centralized sampling).
+    _sampling_poller: Option<sampling::centralized::Poller>,
 }
 
 /// Losses and successes of each exporter, `None` when that exporter is off.
@@ -145,15 +149,16 @@ impl Telemetry {
             processors.push(processor);
         }
 
-        let (mut xray, mut xray_unavailable, mut xray_sampling) = (None, None, None);
+        let (mut xray, mut xray_unavailable, mut xray_sampler, mut sampling_poller) = (None, None, None, None);
         if let Some(xray_config) = &config.xray {
             match xray::XraySegments::new(xray_config) {
                 Ok(exporter) => {
                     let processor =
                         export::BoundedProcessor::new("X-Ray", exporter, config.export_queue, sampling::xray_sampled);
                     xray = Some(processor.lane());
-                    xray_sampling = Some(&xray_config.sampling);
                     processors.push(processor);
+                    let (sampler, poller) = sampling::xray_sampler(xray_config).map_err(TelemetryError::Sampling)?;
+                    (xray_sampler, sampling_poller) = (Some(sampler), poller);
                 }
                 // The daemon's host not resolving (yet) must not stop the service.
                 Err(error) => xray_unavailable = Some(format!("{}: {error}", xray_config.daemon_address)),
@@ -164,14 +169,23 @@ impl Telemetry {
             builder = builder.with_span_processor(export::Fanout::new(processors));
         }
         // Nothing to export: record nothing (ids are still made, for logs and the X-Ray response header).
-        let sampler = sampling::TraceSampler::new(otlp.is_some(), xray_sampling);
+        let sampler = sampling::TraceSampler::new(otlp.is_some(), xray_sampler);
         let provider = builder.with_sampler(sampler).build();
         let tracer = provider.tracer(SCOPE);
         let relay = match &config.otlp {
             Some(otlp_config) => relay::Relay::start(otlp_config).map_err(TelemetryError::Relay)?,
             None => relay::Relay::disabled(),
         };
-        let telemetry = Self { provider, tracer, database: Arc::default(), relay, otlp, xray, xray_unavailable };
+        let telemetry = Self {
+            provider,
+            tracer,
+            database: Arc::default(),
+            relay,
+            otlp,
+            xray,
+            xray_unavailable,
+            _sampling_poller: sampling_poller,
+        };
         telemetry.warn_if_degraded();
         Ok(telemetry)
     }

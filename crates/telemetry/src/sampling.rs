@@ -1,19 +1,14 @@
 //! Which traces are recorded, and which of them go to X-Ray.
 //!
 //! OTLP (Honeycomb) gets every trace, as the original app's OpenTelemetry SDK sent them. X-Ray gets a sample, as the
-//! X-Ray SDKs take it: a rule matching the request (host, method, path; the first that matches, else the default)
-//! takes its `fixed_target` traces each second, then `rate` of the rest. Without a rules file that is X-Ray's
-//! default rule, 1 trace per second and 5% of the others, so a busy service costs a fraction of the segments (X-Ray
-//! bills per trace recorded) and of the export work.
+//! X-Ray SDKs take it: the first rule matching the request (service name, host, method, path) takes its reservoir's
+//! traces each second, then its rate of the rest. X-Ray bills per trace recorded, and a sampled-out trace costs
+//! X-Ray's export nothing.
 //!
-//! The X-Ray decision is made once per trace and service entry, at the local root (no parent, or a caller that
-//! made no X-Ray decision, such as the browser), and travels with the trace in the W3C `tracestate` entry
-//! `xray=1|0`: child spans inherit it, outgoing requests carry it in `tracestate` and as `Sampled=` in
-//! `X-Amzn-Trace-Id` (see [`crate::propagation`]), and a caller's `Sampled=1|0` is obeyed. The X-Ray exporter only
-//! takes spans whose trace X-Ray sampled ([`xray_sampled`]). With OTLP off, a trace X-Ray does not sample is not
-//! recorded at all.
-//!
-//! Rules come from `AWS_XRAY_SAMPLING_RULES`, in the X-Ray SDKs' local rules format (version 2):
+//! The rules come, as in the X-Ray SDKs, from X-Ray itself through the daemon ([`centralized`]: the rules of
+//! `cargo run -p infra -- apply`, or of the daemon's rule file offline), with X-Ray's default rule (1 trace per
+//! second, then 5%) until they arrive; or, when `AWS_XRAY_SAMPLING_RULES` is set, from the X-Ray SDKs' local rules
+//! format (version 2), as a file or inline, and then from there only:
 //!
 //! ```json
 //! {
@@ -24,11 +19,18 @@
 //! }
 //! ```
 //!
-//! A rate decision is read from the trace id (as the SDK's ratio sampler does), so services with the same rate agree
-//! on a trace without asking each other.
+//! The X-Ray decision is made once per trace and service entry, at the local root (no parent, or a caller that
+//! made no X-Ray decision, such as the browser), and travels with the trace in the W3C `tracestate` entry
+//! `xray=1|0`: child spans inherit it, outgoing requests carry it in `tracestate` and as `Sampled=` in
+//! `X-Amzn-Trace-Id` (see [`crate::propagation`]), and a caller's `Sampled=1|0` is obeyed. The X-Ray exporter only
+//! takes spans whose trace X-Ray sampled ([`xray_sampled`]). With OTLP off, a trace X-Ray does not sample is not
+//! recorded at all. A rate decision is read from the trace id (as the SDK's ratio sampler does), so services with
+//! the same rate agree on a trace without asking each other.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+pub(crate) mod centralized;
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use opentelemetry::trace::{Link, SpanContext, SpanKind, TraceContextExt, TraceId};
@@ -37,6 +39,9 @@ use opentelemetry_sdk::trace::{Sampler, SamplingDecision, SamplingResult, Should
 use opentelemetry_semantic_conventions::attribute::{HTTP_REQUEST_METHOD, SERVER_ADDRESS, URL_PATH};
 use serde::Deserialize;
 use wildmatch::WildMatch;
+
+use crate::config::XrayConfig;
+use crate::xray::SegmentNaming;
 
 /// Rules that send every trace to X-Ray, as `AWS_XRAY_SAMPLING_RULES` takes them (development, tests).
 pub const EVERY_TRACE: &str = r#"{"version": 2, "default": {"fixed_target": 0, "rate": 1.0}}"#;
@@ -49,7 +54,16 @@ pub fn xray_sampled(span_context: &SpanContext) -> bool {
     span_context.is_sampled() && span_context.trace_state().get(XRAY_DECISION_KEY) != Some("0")
 }
 
-/// X-Ray sampling rules, as `AWS_XRAY_SAMPLING_RULES` gives them (see the module doc).
+/// Where X-Ray's sampling rules come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum XraySampling {
+    /// From X-Ray through the daemon's TCP `host:port` (`AWS_XRAY_DAEMON_ADDRESS`), X-Ray's default rule until then.
+    Centralized { daemon_address: String },
+    /// These rules only (`AWS_XRAY_SAMPLING_RULES`).
+    Local(SamplingRules),
+}
+
+/// X-Ray sampling rules in the X-Ray SDKs' local format (see the module doc).
 #[derive(Debug, Clone, PartialEq)]
 pub struct SamplingRules {
     rules: Vec<Rule>,
@@ -120,6 +134,19 @@ impl SamplingRules {
     }
 }
 
+/// X-Ray's sampler for `config`, and the thread fetching its rules when they are centralized.
+pub(crate) fn xray_sampler(config: &XrayConfig) -> std::io::Result<(Arc<XraySampler>, Option<centralized::Poller>)> {
+    let naming = SegmentNaming::new(config);
+    match &config.sampling {
+        XraySampling::Local(rules) => Ok((Arc::new(XraySampler::new(naming, RuleSet::local(rules))), None)),
+        XraySampling::Centralized { daemon_address } => {
+            let sampler = Arc::new(XraySampler::new(naming, RuleSet::local(&SamplingRules::default())));
+            let poller = centralized::Poller::start(daemon_address, sampler.clone())?;
+            Ok((sampler, Some(poller)))
+        }
+    }
+}
+
 /// The provider's sampler: records what some exporter takes, and makes the X-Ray decision (see the module doc).
 #[derive(Debug, Clone)]
 pub(crate) struct TraceSampler {
@@ -130,8 +157,8 @@ pub(crate) struct TraceSampler {
 }
 
 impl TraceSampler {
-    pub(crate) fn new(otlp: bool, xray: Option<&SamplingRules>) -> Self {
-        Self { otlp, xray: xray.map(|rules| Arc::new(XraySampler::new(rules))) }
+    pub(crate) fn new(otlp: bool, xray: Option<Arc<XraySampler>>) -> Self {
+        Self { otlp, xray }
     }
 }
 
@@ -145,13 +172,13 @@ impl ShouldSample for TraceSampler {
         attributes: &[KeyValue],
         _links: &[Link],
     ) -> SamplingResult {
-        let parent = parent_context.filter(|cx| cx.has_active_span()).map(|cx| cx.span().span_context().clone());
-        let parent_recorded = parent.as_ref().is_none_or(SpanContext::is_sampled);
-        let mut trace_state = parent.as_ref().map(|parent| parent.trace_state().clone()).unwrap_or_default();
+        let parent_span = parent_context.filter(|cx| cx.has_active_span()).map(TraceContextExt::span);
+        let parent = parent_span.as_ref().map(|span| span.span_context());
+        let parent_recorded = parent.is_none_or(SpanContext::is_sampled);
+        let mut trace_state = parent.map(|parent| parent.trace_state().clone()).unwrap_or_default();
         // A local parent always has the decision; a remote one has it when the caller made it.
-        let undecided = parent
-            .as_ref()
-            .is_none_or(|parent| parent.is_remote() && parent.trace_state().get(XRAY_DECISION_KEY).is_none());
+        let undecided =
+            parent.is_none_or(|parent| parent.is_remote() && parent.trace_state().get(XRAY_DECISION_KEY).is_none());
         if let Some(xray) = &self.xray
             && undecided
             && parent_recorded
@@ -169,33 +196,131 @@ impl ShouldSample for TraceSampler {
     }
 }
 
-/// The rules, ready to match, each with its reservoir.
+/// X-Ray's decisions: the rule set in force (local rules, or the daemon's once fetched) and the segment naming its
+/// `ServiceName` patterns match.
 #[derive(Debug)]
-struct XraySampler {
-    rules: Vec<(Matcher, Reservoir)>,
-    default: Reservoir,
+pub(crate) struct XraySampler {
+    naming: SegmentNaming,
+    rules: RwLock<Arc<RuleSet>>,
 }
 
 impl XraySampler {
-    fn new(rules: &SamplingRules) -> Self {
-        Self {
-            rules: rules.rules.iter().map(|rule| (Matcher::new(rule), Reservoir::new(rule.target()))).collect(),
-            default: Reservoir::new(rules.default),
-        }
+    pub(crate) fn new(naming: SegmentNaming, rules: RuleSet) -> Self {
+        Self { naming, rules: RwLock::new(Arc::new(rules)) }
+    }
+
+    pub(crate) fn rules(&self) -> Arc<RuleSet> {
+        self.rules.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+    }
+
+    pub(crate) fn replace_rules(&self, rules: RuleSet) {
+        *self.rules.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(rules);
     }
 
     fn sample(&self, trace_id: TraceId, attributes: &[KeyValue]) -> bool {
-        let reservoir = if self.rules.is_empty() {
-            &self.default
-        } else {
-            let request = RequestAttributes::from(attributes);
-            self.rules
-                .iter()
-                .find(|(matcher, _)| matcher.matches(&request))
-                .map_or(&self.default, |(_, reservoir)| reservoir)
-        };
+        let request = RequestAttributes::from(attributes);
+        let service = self.naming.segment_name((!request.host.is_empty()).then_some(request.host));
         let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
-        reservoir.take(now) || reservoir.by_rate(trace_id)
+        self.rules().matching(service, &request).decide(now, trace_id)
+    }
+}
+
+/// Rules in the order they are tried; the last one matches everything.
+#[derive(Debug)]
+pub(crate) struct RuleSet {
+    pub(crate) rules: Vec<AppliedRule>,
+}
+
+impl RuleSet {
+    /// Local rules, then their default.
+    pub(crate) fn local(rules: &SamplingRules) -> Self {
+        let default = Rule {
+            description: "default".into(),
+            host: "*".into(),
+            http_method: "*".into(),
+            url_path: "*".into(),
+            fixed_target: rules.default.fixed_target,
+            rate: rules.default.rate,
+        };
+        let rules = rules.rules.iter().chain([&default]).enumerate().map(|(index, rule)| {
+            let name =
+                if rule.description.is_empty() { format!("rule {}", index + 1) } else { rule.description.clone() };
+            let patterns = Patterns { service: "*", host: &rule.host, method: &rule.http_method, path: &rule.url_path };
+            AppliedRule::new(name, patterns, Reservoir::fixed(rule.target()))
+        });
+        Self { rules: rules.collect() }
+    }
+
+    fn matching(&self, service: &str, request: &RequestAttributes<'_>) -> &AppliedRule {
+        let last = self.rules.last().expect("a rule set ends with a rule matching everything");
+        self.rules.iter().find(|rule| rule.matcher.matches(service, request)).unwrap_or(last)
+    }
+}
+
+/// A rule as it is applied: its patterns, its reservoir, and its counts since the last report to X-Ray.
+#[derive(Debug)]
+pub(crate) struct AppliedRule {
+    pub(crate) name: String,
+    matcher: Matcher,
+    pub(crate) reservoir: Reservoir,
+    pub(crate) statistics: Statistics,
+}
+
+/// The patterns of a rule (`*` and `?`).
+pub(crate) struct Patterns<'a> {
+    pub(crate) service: &'a str,
+    pub(crate) host: &'a str,
+    pub(crate) method: &'a str,
+    pub(crate) path: &'a str,
+}
+
+impl AppliedRule {
+    pub(crate) fn new(name: String, patterns: Patterns<'_>, reservoir: Reservoir) -> Self {
+        Self { name, matcher: Matcher::new(&patterns), reservoir, statistics: Statistics::default() }
+    }
+
+    fn decide(&self, now: u64, trace_id: TraceId) -> bool {
+        let decision = self.reservoir.decide(now, trace_id);
+        self.statistics.count(decision);
+        decision != Decision::Declined
+    }
+}
+
+/// What a rule decided for one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Decision {
+    /// From the reservoir (the rule's quota).
+    Reserved,
+    /// From the one trace a second a rule may take before X-Ray has given it a quota.
+    Borrowed,
+    /// By the rule's rate.
+    ByRate,
+    Declined,
+}
+
+/// Requests a rule saw since the last report, as `SamplingTargets` takes them.
+#[derive(Debug, Default)]
+pub(crate) struct Statistics {
+    requests: AtomicU64,
+    sampled: AtomicU64,
+    borrowed: AtomicU64,
+}
+
+impl Statistics {
+    fn count(&self, decision: Decision) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        if decision != Decision::Declined {
+            self.sampled.fetch_add(1, Ordering::Relaxed);
+        }
+        if decision == Decision::Borrowed {
+            self.borrowed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// (requests, sampled, borrowed) since the last call.
+    pub(crate) fn take(&self) -> (u64, u64, u64) {
+        let take = |counter: &AtomicU64| counter.swap(0, Ordering::Relaxed);
+        (take(&self.requests), take(&self.sampled), take(&self.borrowed))
     }
 }
 
@@ -223,53 +348,98 @@ impl<'a> From<&'a [KeyValue]> for RequestAttributes<'a> {
     }
 }
 
-/// A rule's patterns (`*` and `?`, case-insensitive, as X-Ray matches them).
+/// A rule's patterns, case-insensitive as X-Ray matches them.
 #[derive(Debug)]
 struct Matcher {
+    service: WildMatch,
     host: WildMatch,
     method: WildMatch,
     path: WildMatch,
 }
 
 impl Matcher {
-    fn new(rule: &Rule) -> Self {
+    fn new(patterns: &Patterns<'_>) -> Self {
         Self {
-            host: WildMatch::new_case_insensitive(&rule.host),
-            method: WildMatch::new_case_insensitive(&rule.http_method),
-            path: WildMatch::new_case_insensitive(&rule.url_path),
+            service: WildMatch::new_case_insensitive(patterns.service),
+            host: WildMatch::new_case_insensitive(patterns.host),
+            method: WildMatch::new_case_insensitive(patterns.method),
+            path: WildMatch::new_case_insensitive(patterns.path),
         }
     }
 
-    fn matches(&self, request: &RequestAttributes<'_>) -> bool {
-        self.host.matches(request.host) && self.method.matches(request.method) && self.path.matches(request.path)
+    fn matches(&self, service: &str, request: &RequestAttributes<'_>) -> bool {
+        self.service.matches(service)
+            && self.host.matches(request.host)
+            && self.method.matches(request.method)
+            && self.path.matches(request.path)
     }
 }
 
-/// A rule's `fixed_target` per second, then its rate.
+/// A rule's traces per second (fixed for a local rule; the quota X-Ray assigns, for as long as it holds, for a
+/// centralized one), then its rate.
 #[derive(Debug)]
-struct Reservoir {
-    per_second: u32,
+pub(crate) struct Reservoir {
+    quota: AtomicU32,
+    /// The epoch second the quota holds until: `u64::MAX` for a local rule; 0 before X-Ray has assigned one, when the
+    /// rule borrows one trace a second, as the X-Ray SDKs do.
+    quota_until: AtomicU64,
     /// The epoch second being counted (high 32 bits, enough until 2106) and the traces taken in it (low 32 bits).
     taken: AtomicU64,
-    rate: Sampler,
+    /// The rate's `f64` bits.
+    rate: AtomicU64,
 }
 
 impl Reservoir {
-    fn new(target: Target) -> Self {
+    fn fixed(target: Target) -> Self {
         Self {
-            per_second: target.fixed_target,
+            quota: AtomicU32::new(target.fixed_target),
+            quota_until: AtomicU64::new(u64::MAX),
             taken: AtomicU64::new(0),
-            rate: Sampler::TraceIdRatioBased(target.rate),
+            rate: AtomicU64::new(target.rate.to_bits()),
         }
     }
 
-    /// Takes a place in second `now`'s reservoir, if one is left.
-    fn take(&self, now: u64) -> bool {
+    /// A centralized rule's, until X-Ray assigns it a quota.
+    pub(crate) fn borrowing(rate: f64) -> Self {
+        Self {
+            quota: AtomicU32::new(0),
+            quota_until: AtomicU64::new(0),
+            taken: AtomicU64::new(0),
+            rate: AtomicU64::new(rate.to_bits()),
+        }
+    }
+
+    /// A `SamplingTargets` answer: the quota until `until` (when given), and the rate.
+    pub(crate) fn assign(&self, quota: Option<(u32, u64)>, rate: f64) {
+        if let Some((quota, until)) = quota {
+            self.quota.store(quota, Ordering::Relaxed);
+            self.quota_until.store(until, Ordering::Relaxed);
+        }
+        self.rate.store(rate.to_bits(), Ordering::Relaxed);
+    }
+
+    fn decide(&self, now: u64, trace_id: TraceId) -> Decision {
+        if now < self.quota_until.load(Ordering::Relaxed) {
+            if self.take(now, self.quota.load(Ordering::Relaxed)) {
+                return Decision::Reserved;
+            }
+        } else if self.take(now, 1) {
+            return Decision::Borrowed;
+        }
+        let rate = Sampler::TraceIdRatioBased(f64::from_bits(self.rate.load(Ordering::Relaxed)));
+        match rate.should_sample(None, trace_id, "", &SpanKind::Server, &[], &[]).decision {
+            SamplingDecision::RecordAndSample => Decision::ByRate,
+            _ => Decision::Declined,
+        }
+    }
+
+    /// Takes one of second `now`'s `limit` places, if one is left.
+    fn take(&self, now: u64, limit: u32) -> bool {
         let mut current = self.taken.load(Ordering::Relaxed);
         loop {
             let (second, taken) = (current >> 32, current & u64::from(u32::MAX));
             let taken = if second == now { taken } else { 0 };
-            if taken >= u64::from(self.per_second) {
+            if taken >= u64::from(limit) {
                 return false;
             }
             let next = (now << 32) | (taken + 1);
@@ -279,15 +449,10 @@ impl Reservoir {
             }
         }
     }
-
-    fn by_rate(&self, trace_id: TraceId) -> bool {
-        let result = self.rate.should_sample(None, trace_id, "", &SpanKind::Server, &[], &[]);
-        result.decision == SamplingDecision::RecordAndSample
-    }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use opentelemetry::trace::{SpanId, TraceFlags, TraceState};
 
     use super::*;
@@ -301,15 +466,41 @@ mod tests {
         vec![KeyValue::new(HTTP_REQUEST_METHOD, method), KeyValue::new(URL_PATH, path)]
     }
 
+    pub(crate) fn sampler(rules: RuleSet) -> XraySampler {
+        let naming = SegmentNaming::new(&XrayConfig {
+            daemon_address: "127.0.0.1:2000".into(),
+            segment_name: "cruddur-backend".into(),
+            dynamic_naming: Some("*.gitpod.io".into()),
+            sampling: XraySampling::Local(SamplingRules::default()),
+        });
+        XraySampler::new(naming, rules)
+    }
+
     #[test]
     fn the_default_rule_takes_one_trace_a_second_then_five_percent() {
-        let sampler = XraySampler::new(&SamplingRules::default());
-        let reservoir = &sampler.default;
-        assert!(reservoir.take(100));
-        assert!(!reservoir.take(100), "one per second");
-        assert!(reservoir.take(101), "a new second, a new place");
-        let by_rate = trace_ids(10_000).filter(|id| reservoir.by_rate(*id)).count();
-        assert!((350..=650).contains(&by_rate), "{by_rate} of 10000 sampled by the 5% rate");
+        let rules = RuleSet::local(&SamplingRules::default());
+        let default = &rules.rules[0];
+        let ids: Vec<TraceId> = trace_ids(10_000).collect();
+        assert!(default.decide(100, ids[0]), "the reservoir's one");
+        let second: Vec<bool> = ids[1..].iter().map(|id| default.decide(100, *id)).collect();
+        let by_rate = second.iter().filter(|sampled| **sampled).count();
+        assert!((350..=650).contains(&by_rate), "{by_rate} of 9999 sampled by the 5% rate after the reservoir's one");
+        assert_eq!(default.reservoir.decide(101, ids[1]), Decision::Reserved, "a new second, a new place");
+        assert_eq!(default.statistics.take(), (10_000, 1 + by_rate as u64, 0));
+    }
+
+    #[test]
+    fn a_rule_without_a_quota_borrows_one_a_second_and_keeps_its_quota_while_it_holds() {
+        let reservoir = Reservoir::borrowing(0.0);
+        let id = trace_ids(1).next().unwrap();
+        assert_eq!(reservoir.decide(100, id), Decision::Borrowed);
+        assert_eq!(reservoir.decide(100, id), Decision::Declined);
+        reservoir.assign(Some((2, 110)), 0.0);
+        assert_eq!((reservoir.decide(101, id), reservoir.decide(101, id)), (Decision::Reserved, Decision::Reserved));
+        assert_eq!(reservoir.decide(101, id), Decision::Declined, "a quota of 2 a second");
+        assert_eq!(reservoir.decide(110, id), Decision::Borrowed, "the quota expired: borrowing again");
+        reservoir.assign(None, 1.0);
+        assert_eq!(reservoir.decide(110, id), Decision::ByRate);
     }
 
     #[test]
@@ -322,7 +513,7 @@ mod tests {
                 "default": {"fixed_target": 0, "rate": 0.0}}"#,
         )
         .unwrap();
-        let sampler = XraySampler::new(&rules);
+        let sampler = sampler(RuleSet::local(&rules));
         let id = trace_ids(1).next().unwrap();
         assert!(!sampler.sample(id, &request("GET", "/api/health-check")));
         assert!(sampler.sample(id, &request("get", "/API/activities/home")), "case-insensitive, as X-Ray matches");
@@ -353,14 +544,15 @@ mod tests {
     #[test]
     fn a_root_gets_an_xray_decision_and_is_recorded_for_otlp_either_way() {
         let never = SamplingRules { rules: Vec::new(), default: Target { fixed_target: 0, rate: 0.0 } };
-        let both = TraceSampler::new(true, Some(&never));
+        let xray = |rules: &SamplingRules| Some(Arc::new(sampler(RuleSet::local(rules))));
+        let both = TraceSampler::new(true, xray(&never));
         let root = decide(&both, None);
         assert_eq!(root.decision, SamplingDecision::RecordAndSample);
         assert_eq!(root.trace_state.get(XRAY_DECISION_KEY), Some("0"));
 
-        let xray_only = TraceSampler::new(false, Some(&never));
+        let xray_only = TraceSampler::new(false, xray(&never));
         assert_eq!(decide(&xray_only, None).decision, SamplingDecision::Drop, "nobody would take it");
-        let all = TraceSampler::new(false, Some(&SamplingRules::all()));
+        let all = TraceSampler::new(false, xray(&SamplingRules::all()));
         assert_eq!(decide(&all, None).trace_state.get(XRAY_DECISION_KEY), Some("1"));
 
         let otlp_only = TraceSampler::new(true, None);
@@ -371,7 +563,7 @@ mod tests {
     #[test]
     fn a_callers_decision_is_kept_and_a_caller_without_one_gets_ours() {
         let never = SamplingRules { rules: Vec::new(), default: Target { fixed_target: 0, rate: 0.0 } };
-        let sampler = TraceSampler::new(true, Some(&never));
+        let sampler = TraceSampler::new(true, Some(Arc::new(sampler(RuleSet::local(&never)))));
         let kept = decide(&sampler, Some(remote(true, "xray=1,vendor=x")));
         assert_eq!(kept.trace_state.get(XRAY_DECISION_KEY), Some("1"));
         assert_eq!(kept.trace_state.get("vendor"), Some("x"));

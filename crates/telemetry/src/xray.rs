@@ -210,14 +210,16 @@ impl Drop for Sender<'_> {
     }
 }
 
+/// How segments are named: `AWS_XRAY_TRACING_NAME` (or the service name), or the request's host when it matches the
+/// `AWS_XRAY_URL` pattern (also what sampling rules match their `ServiceName` against).
 #[derive(Debug)]
-struct SegmentNaming {
+pub(crate) struct SegmentNaming {
     fixed: String,
     dynamic: Option<WildMatch>,
 }
 
 impl SegmentNaming {
-    fn new(config: &XrayConfig) -> Self {
+    pub(crate) fn new(config: &XrayConfig) -> Self {
         Self {
             fixed: config.segment_name.clone(),
             dynamic: config.dynamic_naming.as_deref().map(WildMatch::new_case_insensitive),
@@ -225,10 +227,10 @@ impl SegmentNaming {
     }
 
     /// The segment name for a request to `host`.
-    fn segment_name(&self, host: Option<&str>) -> String {
+    pub(crate) fn segment_name<'a>(&'a self, host: Option<&'a str>) -> &'a str {
         match (host, &self.dynamic) {
-            (Some(host), Some(pattern)) if pattern.matches(host) => host.to_owned(),
-            _ => self.fixed.clone(),
+            (Some(host), Some(pattern)) if pattern.matches(host) => host,
+            _ => &self.fixed,
         }
     }
 
@@ -236,7 +238,7 @@ impl SegmentNaming {
         span.attributes.retain(|attribute| !is_bookkeeping(attribute.key.as_str()));
         match span.span_kind {
             SpanKind::Server => {
-                let name = self.segment_name(string(span, SERVER_ADDRESS));
+                let name = self.segment_name(string(span, SERVER_ADDRESS)).to_owned();
                 // A span attribute overrides the resource's service.name, which the translator names segments by.
                 span.attributes.push(KeyValue::new(SERVICE_NAME, name));
                 if matches!(integer(span, HTTP_RESPONSE_STATUS_CODE), Some(400..=499))
@@ -287,7 +289,7 @@ mod tests {
             daemon_address: "127.0.0.1:2000".into(),
             segment_name: "backend-flask".into(),
             dynamic_naming: dynamic.map(str::to_owned),
-            sampling: crate::SamplingRules::default(),
+            sampling: crate::XraySampling::Local(crate::SamplingRules::default()),
         })
     }
 

@@ -8,7 +8,9 @@ use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use opentelemetry_proto::tonic::trace::v1::status::StatusCode as OtlpStatus;
 use reqwest::StatusCode;
 use serde_json::json;
-use support::{ACTIVITIES_QUERY, ACTIVITIES_ROUTE, app, database, is_hex, seed_config, serve, xray_id};
+use support::{
+    ACTIVITIES_QUERY, ACTIVITIES_ROUTE, SamplingApi, app, database, is_hex, sampling_rule, seed_config, serve, xray_id,
+};
 use test_support::otlp::{OtlpReceiver, ReceivedSpan};
 use test_support::udp_sink::{Segment, UdpSink};
 use tokio::sync::oneshot;
@@ -472,4 +474,59 @@ async fn a_callers_xray_decision_is_obeyed_and_a_browser_gets_this_services() {
     let (fresh, _) = answered_trace(&test.get("/api/status/204", &[]).await);
     test.span_in(&declined, "GET /api/status/{code}").await;
     assert_eq!(test.xray_traces_after(std::slice::from_ref(&fresh)).await, [fresh].into(), "OTLP has it, X-Ray not");
+}
+
+#[tokio::test]
+async fn the_daemons_rules_decide_and_each_rules_counts_go_back_to_it() {
+    let api = SamplingApi::start(vec![
+        sampling_rule("status-always", 10, "/api/status/*", 1.0, 0),
+        sampling_rule("Default", 10_000, "*", 0.0, 0),
+    ])
+    .await;
+    let addresses = format!("tcp:{} udp:{}", api.address, UdpSink::start().address());
+    // No local rules (the harness's are unset): the daemon's apply once fetched.
+    let test = harness(&[("AWS_XRAY_SAMPLING_RULES", ""), ("AWS_XRAY_DAEMON_ADDRESS", &addresses)]).await;
+
+    // Until the rules arrive X-Ray's default rule applies: 1 a second, then 5%; ten in a row sampled is the rule.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let mut sampled = 0;
+        for _ in 0..10 {
+            sampled += usize::from(answered_trace(&test.get("/api/status/204", &[]).await).1);
+        }
+        if sampled == 10 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the daemon's rules never applied");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // Default takes none by rate here, and borrows one a second before X-Ray gives it a quota.
+    for _ in 0..3 {
+        test.get("/api/health", &[]).await;
+    }
+
+    // The counts per rule, at the next report (every 10 s).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let report = loop {
+        if let Some(report) = api.reports().into_iter().find(|report| {
+            report["SamplingStatisticsDocuments"].as_array().is_some_and(|documents| {
+                documents.iter().any(|document| {
+                    document["RuleName"] == "status-always" && document["RequestCount"].as_u64() >= Some(10)
+                })
+            })
+        }) {
+            break report;
+        }
+        assert!(std::time::Instant::now() < deadline, "no counts reported: {:?}", api.reports());
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let documents = report["SamplingStatisticsDocuments"].as_array().unwrap();
+    let status = documents.iter().find(|document| document["RuleName"] == "status-always").unwrap();
+    assert_eq!(status["SampledCount"], status["RequestCount"], "{status}");
+    let client_id = status["ClientID"].as_str().unwrap();
+    assert!(is_hex(client_id, 24), "{client_id}");
+    let default = documents.iter().find(|document| document["RuleName"] == "Default").unwrap();
+    assert!(default["RequestCount"].as_u64() >= Some(3), "{default}");
+    assert!(default["BorrowCount"].as_u64() >= Some(1), "{default}");
+    assert_eq!(default["SampledCount"], default["BorrowCount"], "{default}");
 }

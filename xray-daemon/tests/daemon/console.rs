@@ -16,6 +16,8 @@ use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message;
 use serde_json::{Value, json};
 use test_support::xray_endpoint::{WAIT, XrayEndpoint};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing_subscriber::layer::SubscriberExt;
 use xray_daemon::Config;
 
 use crate::helpers::{Daemon, REGION, sdk_config, test_credentials};
@@ -398,4 +400,37 @@ async fn with_credentials_the_console_keeps_and_the_daemon_forwards() {
     xray(daemon.tcp).get_sampling_rules().send().await.expect("proxied GetSamplingRules");
     assert!(endpoint.requests().iter().any(|request| request.path == "/GetSamplingRules"));
     daemon.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_telemetry_crate_samples_by_the_rules_the_console_answers() {
+    // One rule for the backend: every trace (X-Ray's default rule, until the rules arrive, takes 1 a second + 5%).
+    let daemon = Daemon::start_with(None, no_account(), |config| {
+        console(config);
+        let mut everything = xray_console::sampling::default_rule();
+        (everything.rule_name, everything.priority, everything.fixed_rate) = ("Everything".into(), 1, 1.0);
+        everything.service_name = "cruddur-backend".into();
+        config.console.as_mut().expect("the console").rules = vec![everything];
+    })
+    .await;
+    let addresses = format!("tcp:{} udp:{}", daemon.tcp, daemon.udp);
+    let env = |name: &str| match name {
+        "OTEL_SERVICE_NAME" => Some("cruddur-backend".to_owned()),
+        "AWS_XRAY_DAEMON_ADDRESS" => Some(addresses.clone()),
+        _ => None,
+    };
+    let config = cruddur_telemetry::TelemetryConfig::from_lookup("cruddur-backend", env).expect("config");
+    let telemetry = cruddur_telemetry::Telemetry::new(&config).expect("telemetry");
+    let _subscriber = tracing::subscriber::set_default(tracing_subscriber::registry().with(telemetry.layer()));
+    // What the backend answers in X-Amzn-Trace-Id for a request, made as its server layer makes it.
+    let sampled = || {
+        let request = tracing::info_span!("request", otel.kind = "server", http.request.method = "GET", url.path = "/");
+        let header = cruddur_telemetry::propagation::xray_response_header(&request.context()).expect("a trace");
+        header.to_str().expect("ASCII").ends_with(";Sampled=1")
+    };
+    let deadline = std::time::Instant::now() + WAIT;
+    while !(0..10).all(|_| sampled()) {
+        assert!(std::time::Instant::now() < deadline, "the console's rule never applied");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

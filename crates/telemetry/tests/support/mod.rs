@@ -111,3 +111,69 @@ pub fn xray_id(otlp_trace_id: &str) -> String {
 pub fn is_hex(text: &str, length: usize) -> bool {
     text.len() == length && text.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
 }
+
+/// A stand-in for the daemon's sampling API (`POST /GetSamplingRules`, `POST /SamplingTargets`): answers the given
+/// rules, and keeps each `SamplingTargets` request (answering each rule with its own rate and no quota).
+pub struct SamplingApi {
+    pub address: SocketAddr,
+    reports: std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+    _stop: oneshot::Sender<()>,
+}
+
+impl SamplingApi {
+    /// `rules`: `SamplingRule` objects as X-Ray sends them.
+    pub async fn start(rules: Vec<serde_json::Value>) -> Self {
+        use axum::Json;
+        use axum::routing::post;
+        use serde_json::{Value, json};
+
+        let reports = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let records: Vec<Value> = rules.iter().map(|rule| json!({ "SamplingRule": rule })).collect();
+        let kept = reports.clone();
+        let app = Router::new()
+            .route("/GetSamplingRules", post(move || async move { Json(json!({ "SamplingRuleRecords": records })) }))
+            .route(
+                "/SamplingTargets",
+                post(move |Json(request): Json<Value>| async move {
+                    let targets: Vec<Value> = request["SamplingStatisticsDocuments"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|document| {
+                            let rule = rules.iter().find(|rule| rule["RuleName"] == document["RuleName"]);
+                            json!({
+                                "RuleName": document["RuleName"],
+                                "FixedRate": rule.map_or(json!(0.0), |rule| rule["FixedRate"].clone()),
+                                "Interval": 10,
+                            })
+                        })
+                        .collect();
+                    kept.lock().unwrap().push(request);
+                    Json(json!({ "SamplingTargetDocuments": targets, "LastRuleModification": 0.0 }))
+                }),
+            );
+        let (address, stop) = serve(app).await;
+        Self { address, reports, _stop: stop }
+    }
+
+    /// Every `SamplingTargets` request so far.
+    pub fn reports(&self) -> Vec<serde_json::Value> {
+        self.reports.lock().unwrap().clone()
+    }
+}
+
+/// A `SamplingRule` as X-Ray sends it, for every service, host and method.
+pub fn sampling_rule(
+    name: &str,
+    priority: i64,
+    url_path: &str,
+    fixed_rate: f64,
+    reservoir_size: i64,
+) -> serde_json::Value {
+    serde_json::json!({
+        "RuleName": name, "RuleARN": format!("arn:aws:xray:us-east-1:000000000000:sampling-rule/{name}"),
+        "ResourceARN": "*", "Priority": priority, "FixedRate": fixed_rate, "ReservoirSize": reservoir_size,
+        "ServiceName": "*", "ServiceType": "*", "Host": "*", "HTTPMethod": "*", "URLPath": url_path, "Version": 1,
+        "Attributes": {}
+    })
+}
