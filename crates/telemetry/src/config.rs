@@ -396,12 +396,12 @@ mod tests {
     fn sampling_rules_are_read_inline_or_from_their_file() {
         let all = crate::sampling::EVERY_TRACE;
         let inline = read(&[("AWS_XRAY_SAMPLING_RULES", all)]).unwrap();
-        assert_eq!(inline.xray.unwrap().sampling, XraySampling::Local(SamplingRules::all()));
+        assert_eq!(inline.xray.unwrap().sampling, XraySampling::Local(SamplingRules::parse(all).unwrap()));
         let file = std::env::temp_dir().join(format!("sampling-rules-{}.json", std::process::id()));
         std::fs::write(&file, all).unwrap();
         let from_file = read(&[("AWS_XRAY_SAMPLING_RULES", file.to_str().unwrap())]).unwrap();
         std::fs::remove_file(&file).unwrap();
-        assert_eq!(from_file.xray.unwrap().sampling, XraySampling::Local(SamplingRules::all()));
+        assert_eq!(from_file.xray.unwrap().sampling, XraySampling::Local(SamplingRules::parse(all).unwrap()));
         let missing = read(&[("AWS_XRAY_SAMPLING_RULES", "/nonexistent/rules.json")]).unwrap_err().to_string();
         assert!(missing.starts_with("AWS_XRAY_SAMPLING_RULES: reading /nonexistent/rules.json"), "{missing}");
         let bad = read(&[("AWS_XRAY_SAMPLING_RULES", r#"{"version": 2}"#)]).unwrap_err().to_string();

@@ -113,11 +113,6 @@ impl Default for SamplingRules {
 }
 
 impl SamplingRules {
-    /// Every trace (for development and tests).
-    pub fn all() -> Self {
-        Self { rules: Vec::new(), default: Target { fixed_target: 0, rate: 1.0 } }
-    }
-
     /// Reads the local rules format; the error says what is wrong.
     pub fn parse(json: &str) -> Result<Self, String> {
         let file: RuleFile = serde_json::from_str(json).map_err(|error| error.to_string())?;
@@ -552,7 +547,7 @@ pub(crate) mod tests {
 
         let xray_only = TraceSampler::new(false, xray(&never));
         assert_eq!(decide(&xray_only, None).decision, SamplingDecision::Drop, "nobody would take it");
-        let all = TraceSampler::new(false, xray(&SamplingRules::all()));
+        let all = TraceSampler::new(false, xray(&SamplingRules::parse(EVERY_TRACE).unwrap()));
         assert_eq!(decide(&all, None).trace_state.get(XRAY_DECISION_KEY), Some("1"));
 
         let otlp_only = TraceSampler::new(true, None);
