@@ -246,6 +246,10 @@ impl RuleSet {
         Self { rules: rules.collect() }
     }
 
+    pub(crate) fn named(&self, name: &str) -> Option<&AppliedRule> {
+        self.rules.iter().find(|rule| rule.name == name)
+    }
+
     fn matching(&self, service: &str, request: &RequestAttributes<'_>) -> &AppliedRule {
         let last = self.rules.last().expect("a rule set ends with a rule matching everything");
         self.rules.iter().find(|rule| rule.matcher.matches(service, request)).unwrap_or(last)
@@ -413,6 +417,16 @@ impl Reservoir {
         self.rate.store(rate.to_bits(), Ordering::Relaxed);
     }
 
+    /// Takes over `previous`'s quota and how long it holds (the same rule, fetched again); a local rule's fixed
+    /// reservoir is no quota.
+    pub(crate) fn keep_quota_of(&self, previous: &Reservoir) {
+        let until = previous.quota_until.load(Ordering::Relaxed);
+        if until != u64::MAX {
+            self.quota.store(previous.quota.load(Ordering::Relaxed), Ordering::Relaxed);
+            self.quota_until.store(until, Ordering::Relaxed);
+        }
+    }
+
     fn decide(&self, now: u64, trace_id: TraceId) -> Decision {
         if now < self.quota_until.load(Ordering::Relaxed) {
             if self.take(now, self.quota.load(Ordering::Relaxed)) {
@@ -496,6 +510,20 @@ pub(crate) mod tests {
         assert_eq!(reservoir.decide(110, id), Decision::Borrowed, "the quota expired: borrowing again");
         reservoir.assign(None, 1.0);
         assert_eq!(reservoir.decide(110, id), Decision::ByRate);
+
+        reservoir.assign(Some((1, 200)), 0.0);
+        let fetched_again = Reservoir::borrowing(0.0);
+        fetched_again.keep_quota_of(&reservoir);
+        assert_eq!(
+            (fetched_again.decide(120, id), fetched_again.decide(120, id)),
+            (Decision::Reserved, Decision::Declined)
+        );
+        let after_the_default = Reservoir::borrowing(0.0);
+        after_the_default.keep_quota_of(&Reservoir::fixed(Target { fixed_target: 5, rate: 0.0 }));
+        assert_eq!(
+            (after_the_default.decide(120, id), after_the_default.decide(120, id)),
+            (Decision::Borrowed, Decision::Declined)
+        );
     }
 
     #[test]

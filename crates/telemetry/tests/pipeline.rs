@@ -480,6 +480,7 @@ async fn a_callers_xray_decision_is_obeyed_and_a_browser_gets_this_services() {
 async fn the_daemons_rules_decide_and_each_rules_counts_go_back_to_it() {
     let api = SamplingApi::start(vec![
         sampling_rule("status-always", 10, "/api/status/*", 1.0, 0),
+        sampling_rule("unused", 20, "/nothing/*", 1.0, 0),
         sampling_rule("Default", 10_000, "*", 0.0, 0),
     ])
     .await;
@@ -525,6 +526,7 @@ async fn the_daemons_rules_decide_and_each_rules_counts_go_back_to_it() {
     assert_eq!(status["SampledCount"], status["RequestCount"], "{status}");
     let client_id = status["ClientID"].as_str().unwrap();
     assert!(is_hex(client_id, 24), "{client_id}");
+    assert!(!documents.iter().any(|document| document["RuleName"] == "unused"), "only rules with requests: {report}");
     let default = documents.iter().find(|document| document["RuleName"] == "Default").unwrap();
     assert!(default["RequestCount"].as_u64() >= Some(3), "{default}");
     assert!(default["BorrowCount"].as_u64() >= Some(1), "{default}");

@@ -104,7 +104,14 @@ impl SamplingApi {
                 state.failing = false;
                 state.fetched = Some((Instant::now(), epoch_seconds()));
                 tracing::debug!(rules = rules.len(), "X-Ray sampling rules fetched");
-                sampler.replace_rules(centralized_rules(rules));
+                let (rules, previous) = (centralized_rules(rules), sampler.rules());
+                // A rule that stays keeps the quota X-Ray gave it, rather than borrowing until the next report.
+                for rule in &rules.rules {
+                    if let Some(previous) = previous.named(&rule.name) {
+                        rule.reservoir.keep_quota_of(&previous.reservoir);
+                    }
+                }
+                sampler.replace_rules(rules);
             }
             Err(error) => {
                 if !state.failing {
@@ -148,21 +155,26 @@ impl SamplingApi {
         state.fetched?;
         let rules = sampler.rules();
         let timestamp = epoch_seconds();
+        // Only rules that saw requests, as the SDKs report: X-Ray shares a rule's reservoir among the clients that
+        // report it, so an idle client must not take a share.
         let documents: Vec<StatisticsDocument<'_>> = rules
             .rules
             .iter()
-            .map(|rule| {
+            .filter_map(|rule| {
                 let (request_count, sampled_count, borrow_count) = rule.statistics.take();
-                StatisticsDocument {
+                (request_count > 0).then_some(StatisticsDocument {
                     rule_name: &rule.name,
                     client_id: &self.client_id,
                     timestamp,
                     request_count,
                     sampled_count,
                     borrow_count,
-                }
+                })
             })
             .collect();
+        if documents.is_empty() {
+            return None;
+        }
         let request = TargetsRequest { sampling_statistics_documents: documents };
         let answer: TargetsAnswer = match self.call(client, "SamplingTargets", &request) {
             Ok(answer) => answer,
