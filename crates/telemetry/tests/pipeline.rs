@@ -422,6 +422,25 @@ impl Harness {
     }
 }
 
+impl Harness {
+    /// Waits until the daemon's rule sampling every `/api/status/*` request applies: before it, X-Ray's default rule
+    /// takes 1 a second and 5% of the others, so ten in a row sampled is the rule.
+    async fn wait_for_the_status_rule(&self, within: std::time::Duration) {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let mut sampled = 0;
+            for _ in 0..10 {
+                sampled += usize::from(answered_trace(&self.get("/api/status/204", &[]).await).1);
+            }
+            if sampled == 10 {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "the daemon's rules never applied");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+}
+
 /// The OTLP trace id in an `X-Amzn-Trace-Id` response header, and its `Sampled=` flag.
 fn answered_trace(response: &reqwest::Response) -> (String, bool) {
     let header = xray_header(response);
@@ -488,19 +507,7 @@ async fn the_daemons_rules_decide_and_each_rules_counts_go_back_to_it() {
     // No local rules (the harness's are unset): the daemon's apply once fetched.
     let test = harness(&[("AWS_XRAY_SAMPLING_RULES", ""), ("AWS_XRAY_DAEMON_ADDRESS", &addresses)]).await;
 
-    // Until the rules arrive X-Ray's default rule applies: 1 a second, then 5%; ten in a row sampled is the rule.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let mut sampled = 0;
-        for _ in 0..10 {
-            sampled += usize::from(answered_trace(&test.get("/api/status/204", &[]).await).1);
-        }
-        if sampled == 10 {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "the daemon's rules never applied");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    test.wait_for_the_status_rule(std::time::Duration::from_secs(10)).await;
     // Default takes none by rate here, and borrows one a second before X-Ray gives it a quota.
     for _ in 0..3 {
         test.get("/api/health", &[]).await;
@@ -531,4 +538,17 @@ async fn the_daemons_rules_decide_and_each_rules_counts_go_back_to_it() {
     assert!(default["RequestCount"].as_u64() >= Some(3), "{default}");
     assert!(default["BorrowCount"].as_u64() >= Some(1), "{default}");
     assert_eq!(default["SampledCount"], default["BorrowCount"], "{default}");
+}
+
+#[tokio::test]
+async fn a_daemon_that_starts_after_the_service_is_found_within_seconds() {
+    // A port nothing listens on yet.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let addresses = format!("tcp:{port} udp:{}", UdpSink::start().address());
+    let test = harness(&[("AWS_XRAY_SAMPLING_RULES", ""), ("AWS_XRAY_DAEMON_ADDRESS", &addresses)]).await;
+    // The first fetch is refused; the daemon comes up afterwards.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let listener = tokio::net::TcpListener::bind(port).await.expect("the port again");
+    let _api = SamplingApi::start_on(listener, vec![sampling_rule("status-always", 10, "/api/status/*", 1.0, 0)]).await;
+    test.wait_for_the_status_rule(std::time::Duration::from_secs(20)).await;
 }

@@ -24,6 +24,8 @@ use super::{AppliedRule, Patterns, Reservoir, RuleSet, SamplingRules, XraySample
 const RULES_INTERVAL: Duration = Duration::from_secs(300);
 /// How often counts are reported until X-Ray says otherwise (its `Interval`).
 const DEFAULT_REPORT_INTERVAL: Duration = Duration::from_secs(10);
+/// How soon a failed first fetch is tried again (a daemon starting after this service).
+const FIRST_FETCH_RETRY: Duration = Duration::from_secs(10);
 /// Fetched rules older than this give way to the default rule.
 const RULES_EXPIRE: Duration = Duration::from_secs(3600);
 /// One call to the daemon may take this long.
@@ -118,13 +120,18 @@ impl SamplingApi {
                     tracing::warn!(
                         daemon = %self.base,
                         %error,
-                        "X-Ray sampling rules unavailable: the default rule applies until the daemon answers"
+                        "X-Ray sampling rules unavailable: the rules in force stay (X-Ray's default rule if none \
+                         were fetched in the last hour); requests are not affected"
                     );
                 }
                 state.failing = true;
                 if state.fetched.is_some_and(|(at, _)| at.elapsed() > RULES_EXPIRE) {
                     state.fetched = None;
                     sampler.replace_rules(RuleSet::local(&SamplingRules::default()));
+                }
+                // A daemon that starts after this service is found within seconds, not at the next interval.
+                if state.fetched.is_none() {
+                    state.next_rules = Instant::now() + FIRST_FETCH_RETRY;
                 }
             }
         }

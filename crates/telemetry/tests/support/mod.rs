@@ -89,7 +89,11 @@ async fn status(Path(code): Path<u16>) -> StatusCode {
 
 /// A server on 127.0.0.1:0 running until the returned sender is dropped.
 pub async fn serve(app: Router) -> (SocketAddr, oneshot::Sender<()>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binding the app");
+    serve_on(tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binding the app"), app)
+}
+
+/// Serves `app` on `listener` until the sender is dropped.
+pub fn serve_on(listener: tokio::net::TcpListener, app: Router) -> (SocketAddr, oneshot::Sender<()>) {
     let address = listener.local_addr().expect("the app's address");
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(async move {
@@ -123,6 +127,11 @@ pub struct SamplingApi {
 impl SamplingApi {
     /// `rules`: `SamplingRule` objects as X-Ray sends them.
     pub async fn start(rules: Vec<serde_json::Value>) -> Self {
+        Self::start_on(tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binding"), rules).await
+    }
+
+    /// [`SamplingApi::start`] on a listener of the caller's (a port chosen before the API is there).
+    pub async fn start_on(listener: tokio::net::TcpListener, rules: Vec<serde_json::Value>) -> Self {
         use axum::Json;
         use axum::routing::post;
         use serde_json::{Value, json};
@@ -152,7 +161,7 @@ impl SamplingApi {
                     Json(json!({ "SamplingTargetDocuments": targets, "LastRuleModification": 0.0 }))
                 }),
             );
-        let (address, stop) = serve(app).await;
+        let (address, stop) = serve_on(listener, app);
         Self { address, reports, _stop: stop }
     }
 
