@@ -5,7 +5,7 @@
 //! traces each second, then its rate of the rest. X-Ray bills per trace recorded, and a sampled-out trace costs
 //! X-Ray's export nothing.
 //!
-//! The rules come, as in the X-Ray SDKs, from X-Ray itself through the daemon ([`centralized`]: the rules of
+//! The rules come, as in the X-Ray SDKs, from X-Ray itself through the daemon (module `centralized`: the rules of
 //! `cargo run -p infra -- apply`, or of the daemon's rule file offline), with X-Ray's default rule (1 trace per
 //! second, then 5%) until they arrive; or, when `AWS_XRAY_SAMPLING_RULES` is set, from the X-Ray SDKs' local rules
 //! format (version 2), as a file or inline, and then from there only:

@@ -513,31 +513,43 @@ async fn the_daemons_rules_decide_and_each_rules_counts_go_back_to_it() {
         test.get("/api/health", &[]).await;
     }
 
-    // The counts per rule, at the next report (every 10 s).
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-    let report = loop {
-        if let Some(report) = api.reports().into_iter().find(|report| {
-            report["SamplingStatisticsDocuments"].as_array().is_some_and(|documents| {
-                documents.iter().any(|document| {
-                    document["RuleName"] == "status-always" && document["RequestCount"].as_u64() >= Some(10)
-                })
-            })
-        }) {
-            break report;
+    // The counts per rule, summed over the reports (every 10 s; the rules may have applied just before one).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(25);
+    let counts = loop {
+        let counts = reported_counts(&api.reports());
+        let requests = |rule: &str| counts.get(rule).map_or(0, |[requests, _, _]| *requests);
+        if requests("status-always") >= 10 && requests("Default") >= 3 {
+            break counts;
         }
-        assert!(std::time::Instant::now() < deadline, "no counts reported: {:?}", api.reports());
+        assert!(std::time::Instant::now() < deadline, "not all counts reported: {:?}", api.reports());
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     };
-    let documents = report["SamplingStatisticsDocuments"].as_array().unwrap();
-    let status = documents.iter().find(|document| document["RuleName"] == "status-always").unwrap();
-    assert_eq!(status["SampledCount"], status["RequestCount"], "{status}");
-    let client_id = status["ClientID"].as_str().unwrap();
-    assert!(is_hex(client_id, 24), "{client_id}");
-    assert!(!documents.iter().any(|document| document["RuleName"] == "unused"), "only rules with requests: {report}");
-    let default = documents.iter().find(|document| document["RuleName"] == "Default").unwrap();
-    assert!(default["RequestCount"].as_u64() >= Some(3), "{default}");
-    assert!(default["BorrowCount"].as_u64() >= Some(1), "{default}");
-    assert_eq!(default["SampledCount"], default["BorrowCount"], "{default}");
+    let [requests, sampled, _] = counts["status-always"];
+    assert_eq!(sampled, requests, "a rate-1 rule samples every request");
+    assert!(!counts.contains_key("unused"), "only rules with requests are reported: {counts:?}");
+    let [_, sampled, borrowed] = counts["Default"];
+    assert!(borrowed >= 1 && sampled == borrowed, "a rate-0 rule without a quota only borrows: {counts:?}");
+    let client_ids: std::collections::BTreeSet<String> = api
+        .reports()
+        .iter()
+        .flat_map(|report| report["SamplingStatisticsDocuments"].as_array().cloned().unwrap_or_default())
+        .map(|document| document["ClientID"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert!(client_ids.len() == 1 && client_ids.iter().all(|id| is_hex(id, 24)), "one client id: {client_ids:?}");
+}
+
+/// Per rule: requests, sampled, borrowed, summed over `reports`.
+fn reported_counts(reports: &[serde_json::Value]) -> std::collections::BTreeMap<String, [u64; 3]> {
+    let mut counts = std::collections::BTreeMap::<String, [u64; 3]>::new();
+    for document in
+        reports.iter().flat_map(|report| report["SamplingStatisticsDocuments"].as_array().into_iter().flatten())
+    {
+        let total = counts.entry(document["RuleName"].as_str().unwrap_or_default().to_owned()).or_default();
+        for (sum, field) in total.iter_mut().zip(["RequestCount", "SampledCount", "BorrowCount"]) {
+            *sum += document[field].as_u64().unwrap_or(0);
+        }
+    }
+    counts
 }
 
 #[tokio::test]
