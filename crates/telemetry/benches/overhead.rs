@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::routing::get;
 use cruddur_telemetry::server::ServerLayer;
-use cruddur_telemetry::{OtlpConfig, SamplingRules, Telemetry, TelemetryConfig, XrayConfig, XraySampling};
+use cruddur_telemetry::{
+    OtlpConfig, OtlpSampling, SamplingRules, Telemetry, TelemetryConfig, XrayConfig, XraySampling,
+};
 use futures::StreamExt;
 use test_support::otlp::OtlpReceiver;
 use test_support::udp_sink::UdpSink;
@@ -27,8 +29,11 @@ fn main() {
         let mut config = TelemetryConfig::silent("bench");
         if otlp {
             let traces_endpoint = receiver.traces_url().parse().expect("a URL");
-            config.otlp =
-                Some(OtlpConfig { traces_endpoint, headers: vec![("x-honeycomb-team".into(), "bench".into())] });
+            config.otlp = Some(OtlpConfig {
+                traces_endpoint,
+                headers: vec![("x-honeycomb-team".into(), "bench".into())],
+                sampling: OtlpSampling::default(),
+            });
         }
         if xray {
             let daemon_address = sink.address().to_string();

@@ -10,7 +10,7 @@ use percent_encoding::percent_decode_str;
 use url::Url;
 
 use crate::TelemetryError;
-use crate::sampling::{SamplingRules, XraySampling};
+use crate::sampling::{OtlpSampling, SamplingRules, XraySampling};
 
 /// Where the X-Ray daemon listens when `AWS_XRAY_DAEMON_ADDRESS` is unset, as in the X-Ray SDKs.
 pub const DEFAULT_XRAY_DAEMON_ADDRESS: &str = "127.0.0.1:2000";
@@ -35,13 +35,15 @@ pub struct TelemetryConfig {
     pub export_queue: usize,
 }
 
-/// Where OTLP goes and with which headers.
-#[derive(Clone, PartialEq, Eq)]
+/// Where OTLP goes, with which headers, and which traces it gets.
+#[derive(Clone, PartialEq)]
 pub struct OtlpConfig {
     /// The full traces URL (`.../v1/traces`).
     pub traces_endpoint: Url,
     /// Sent with every export, and with every relayed browser export.
     pub headers: Vec<(String, String)>,
+    /// `OTEL_TRACES_SAMPLER` and `OTEL_TRACES_SAMPLER_ARG`.
+    pub sampling: OtlpSampling,
 }
 
 impl fmt::Debug for OtlpConfig {
@@ -52,6 +54,7 @@ impl fmt::Debug for OtlpConfig {
             .debug_struct("OtlpConfig")
             .field("traces_endpoint", &self.traces_endpoint.as_str())
             .field("header_names", &names)
+            .field("sampling", &self.sampling)
             .finish()
     }
 }
@@ -165,7 +168,10 @@ fn otlp_config(var: &impl Fn(&str) -> Option<String>) -> Result<Option<OtlpConfi
     {
         headers.push((HONEYCOMB_TEAM_HEADER.to_owned(), key));
     }
-    Ok(Some(OtlpConfig { traces_endpoint, headers }))
+    let sampler = var("OTEL_TRACES_SAMPLER");
+    let sampling = OtlpSampling::from_variables(sampler.as_deref(), var("OTEL_TRACES_SAMPLER_ARG").as_deref())
+        .map_err(|reason| invalid("OTEL_TRACES_SAMPLER", reason))?;
+    Ok(Some(OtlpConfig { traces_endpoint, headers, sampling }))
 }
 
 fn parse_http_url(variable: &'static str, value: &str) -> Result<Url, TelemetryError> {
@@ -351,6 +357,21 @@ mod tests {
         assert!(error.to_string().starts_with("LOG_FORMAT"), "{error}");
         let error = read(&[("AWS_XRAY_DAEMON_ADDRESS", "xray-daemon")]).unwrap_err();
         assert!(error.to_string().starts_with("AWS_XRAY_DAEMON_ADDRESS"), "{error}");
+        let error = read(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://x"), ("OTEL_TRACES_SAMPLER", "jaeger_remote")]);
+        assert!(error.unwrap_err().to_string().starts_with("OTEL_TRACES_SAMPLER: jaeger_remote is not supported"));
+    }
+
+    #[test]
+    fn the_standard_sampler_variables_choose_what_otlp_gets() {
+        let quarter = read(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://x"),
+            ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
+            ("OTEL_TRACES_SAMPLER_ARG", "0.25"),
+        ])
+        .unwrap();
+        assert_eq!(quarter.otlp.unwrap().sampling, OtlpSampling { ratio: 0.25, parent_based: true });
+        let default = read(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://x")]).unwrap();
+        assert_eq!(default.otlp.unwrap().sampling, OtlpSampling::default());
     }
 
     #[test]

@@ -21,6 +21,7 @@
 //! | `OTEL_EXPORTER_OTLP_HEADERS` | - | `name=value,...` sent with every export (`x-honeycomb-team=<key>`) |
 //! | `HONEYCOMB_API_KEY` | - | shortcut: adds `x-honeycomb-team=<key>` unless the headers name it (does not set an endpoint) |
 //! | `HONEYCOMB_SERVICE_NAME` | - | shortcut: the service name when `OTEL_SERVICE_NAME` is unset |
+//! | `OTEL_TRACES_SAMPLER`, `OTEL_TRACES_SAMPLER_ARG` | `parentbased_always_on` | which traces OTLP gets: `always_on`, `always_off`, `traceidratio` (the ratio in `_ARG`), or their `parentbased_` forms; spans of a ratio-sampled trace carry `SampleRate` for Honeycomb ([`sampling`]) |
 //! | `OTEL_EXPORTER_OTLP_TIMEOUT`, `OTEL_BSP_SCHEDULE_DELAY`, `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` | 10000, 5000, 512 | read by the OpenTelemetry SDK (milliseconds, spans) |
 //! | `AWS_XRAY_SDK_ENABLED` | `true` | `false` turns X-Ray export off |
 //! | `AWS_XRAY_DAEMON_ADDRESS` | `127.0.0.1:2000` | the daemon's `host:port`, UDP for segments and TCP for sampling rules (or `tcp:host:port udp:host:port`) |
@@ -64,7 +65,6 @@ mod xray;
 
 use std::sync::Arc;
 
-use opentelemetry::trace::SpanContext;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_aws::trace::XrayIdGenerator;
 use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
@@ -80,7 +80,7 @@ use tracing_subscriber::{Layer, Registry};
 pub use config::{LogConfig, LogFormat, OtlpConfig, TelemetryConfig, XrayConfig};
 pub use db::DatabaseTarget;
 pub use export::LaneStats;
-pub use sampling::{SamplingRules, XraySampling};
+pub use sampling::{OtlpSampling, SamplingRules, XraySampling};
 
 /// The instrumentation scope of our spans.
 const SCOPE: &str = "cruddur-telemetry";
@@ -144,7 +144,7 @@ impl Telemetry {
                 .with_headers(otlp_config.headers.iter().cloned().collect())
                 .build()?;
             let processor =
-                export::BoundedProcessor::new("OTLP", exporter, config.export_queue, SpanContext::is_sampled);
+                export::BoundedProcessor::new("OTLP", exporter, config.export_queue, sampling::otlp_sampled);
             otlp = Some(processor.lane());
             processors.push(processor);
         }
@@ -169,7 +169,8 @@ impl Telemetry {
             builder = builder.with_span_processor(export::Fanout::new(processors));
         }
         // Nothing to export: record nothing (ids are still made, for logs and the X-Ray response header).
-        let sampler = sampling::TraceSampler::new(otlp.is_some(), xray_sampler);
+        let otlp_sampling = config.otlp.as_ref().filter(|_| otlp.is_some()).map(|otlp| otlp.sampling);
+        let sampler = sampling::TraceSampler::new(otlp_sampling, xray_sampler);
         let provider = builder.with_sampler(sampler).build();
         let tracer = provider.tracer(SCOPE);
         let relay = match &config.otlp {

@@ -1,7 +1,9 @@
-//! Which traces are recorded, and which of them go to X-Ray.
+//! Which traces are recorded, and which of them go to OTLP and to X-Ray.
 //!
-//! OTLP (Honeycomb) gets every trace, as the original app's OpenTelemetry SDK sent them. X-Ray gets a sample, as the
-//! X-Ray SDKs take it: the first rule matching the request (service name, host, method, path) takes its reservoir's
+//! OTLP (Honeycomb) gets every trace by default, as the original app's OpenTelemetry SDK sent them; the standard
+//! `OTEL_TRACES_SAMPLER` (`always_on`, `always_off`, `traceidratio`, and their `parentbased_` forms) with
+//! `OTEL_TRACES_SAMPLER_ARG` (the ratio) takes a sample instead, and each span of a sampled trace then carries
+//! `SampleRate` (1 in N), which Honeycomb weights its counts by. X-Ray gets a sample, as the X-Ray SDKs take it: the first rule matching the request (service name, host, method, path) takes its reservoir's
 //! traces each second, then its rate of the rest. X-Ray bills per trace recorded, and a sampled-out trace costs
 //! X-Ray's export nothing.
 //!
@@ -18,6 +20,10 @@
 //!   "default": { "fixed_target": 1, "rate": 0.05 }
 //! }
 //! ```
+//!
+//! The two decisions are independent; a trace is recorded when either exporter takes it. When only X-Ray takes it, the
+//! `tracestate` entry `otlp=0` says so, to the OTLP exporter and to the services downstream (the W3C `sampled` flag
+//! says "recorded").
 //!
 //! The X-Ray decision is made once per trace and service entry, at the local root (no parent, or a caller that
 //! made no X-Ray decision, such as the browser), and travels with the trace in the W3C `tracestate` entry
@@ -49,9 +55,71 @@ pub const EVERY_TRACE: &str = r#"{"version": 2, "default": {"fixed_target": 0, "
 /// The `tracestate` key of the X-Ray decision.
 pub const XRAY_DECISION_KEY: &str = "xray";
 
+/// The `tracestate` key saying OTLP declined a trace that is recorded for X-Ray (`otlp=0`).
+pub const OTLP_DECISION_KEY: &str = "otlp";
+
+/// The span attribute Honeycomb weights sampled events by.
+const HONEYCOMB_SAMPLE_RATE: &str = "SampleRate";
+
+/// Whether OTLP takes the spans of this trace: recorded, and not declined by the OTLP decision.
+pub fn otlp_sampled(span_context: &SpanContext) -> bool {
+    span_context.is_sampled() && span_context.trace_state().get(OTLP_DECISION_KEY) != Some("0")
+}
+
 /// Whether X-Ray takes the spans of this trace: recorded, and not refused by the X-Ray decision.
 pub fn xray_sampled(span_context: &SpanContext) -> bool {
     span_context.is_sampled() && span_context.trace_state().get(XRAY_DECISION_KEY) != Some("0")
+}
+
+/// Which traces OTLP takes (`OTEL_TRACES_SAMPLER`, `OTEL_TRACES_SAMPLER_ARG`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OtlpSampling {
+    /// The fraction of new traces taken.
+    pub ratio: f64,
+    /// A trace continued from a caller follows the caller's decision (the `parentbased_` samplers).
+    pub parent_based: bool,
+}
+
+impl Default for OtlpSampling {
+    /// `parentbased_always_on`, the OpenTelemetry default.
+    fn default() -> Self {
+        Self { ratio: 1.0, parent_based: true }
+    }
+}
+
+impl OtlpSampling {
+    /// From the standard variables' values; the error says what is wrong.
+    pub fn from_variables(sampler: Option<&str>, argument: Option<&str>) -> Result<Self, String> {
+        let ratio = || match argument {
+            None => Ok(1.0),
+            Some(argument) => match argument.parse::<f64>() {
+                Ok(ratio) if (0.0..=1.0).contains(&ratio) => Ok(ratio),
+                _ => Err(format!("OTEL_TRACES_SAMPLER_ARG must be a ratio between 0 and 1, got {argument}")),
+            },
+        };
+        let (ratio, parent_based) = match sampler.unwrap_or("parentbased_always_on") {
+            "always_on" => (1.0, false),
+            "always_off" => (0.0, false),
+            "traceidratio" => (ratio()?, false),
+            "parentbased_always_on" => (1.0, true),
+            "parentbased_always_off" => (0.0, true),
+            "parentbased_traceidratio" => (ratio()?, true),
+            other => {
+                return Err(format!(
+                    "{other} is not supported (always_on, always_off, traceidratio, or their parentbased_ forms; \
+                     X-Ray's own sampling is AWS_XRAY_SAMPLING_RULES)"
+                ));
+            }
+        };
+        Ok(Self { ratio, parent_based })
+    }
+
+    /// Whether a new trace is taken: read from the trace id, as the SDK's ratio sampler reads it.
+    fn takes_new(&self, trace_id: TraceId) -> bool {
+        let ratio = Sampler::TraceIdRatioBased(self.ratio);
+        ratio.should_sample(None, trace_id, "", &SpanKind::Server, &[], &[]).decision
+            == SamplingDecision::RecordAndSample
+    }
 }
 
 /// Where X-Ray's sampling rules come from.
@@ -142,17 +210,18 @@ pub(crate) fn xray_sampler(config: &XrayConfig) -> std::io::Result<(Arc<XraySamp
     }
 }
 
-/// The provider's sampler: records what some exporter takes, and makes the X-Ray decision (see the module doc).
+/// The provider's sampler: makes the OTLP and the X-Ray decisions and records what either takes (see the module
+/// doc).
 #[derive(Debug, Clone)]
 pub(crate) struct TraceSampler {
-    /// OTLP takes every recorded trace.
-    otlp: bool,
+    /// `None`: OTLP export is off.
+    otlp: Option<OtlpSampling>,
     /// `None`: X-Ray export is off.
     xray: Option<Arc<XraySampler>>,
 }
 
 impl TraceSampler {
-    pub(crate) fn new(otlp: bool, xray: Option<Arc<XraySampler>>) -> Self {
+    pub(crate) fn new(otlp: Option<OtlpSampling>, xray: Option<Arc<XraySampler>>) -> Self {
         Self { otlp, xray }
     }
 }
@@ -171,23 +240,41 @@ impl ShouldSample for TraceSampler {
         let parent = parent_span.as_ref().map(|span| span.span_context());
         let parent_recorded = parent.is_none_or(SpanContext::is_sampled);
         let mut trace_state = parent.map(|parent| parent.trace_state().clone()).unwrap_or_default();
-        // A local parent always has the decision; a remote one has it when the caller made it.
+
+        let otlp_takes = match (&self.otlp, parent) {
+            (None, _) => false,
+            (Some(otlp), Some(parent)) if otlp.parent_based => otlp_sampled(parent),
+            (Some(otlp), _) => otlp.takes_new(trace_id),
+        };
+
+        // A local parent always has the X-Ray decision; a remote one has it when the caller made it.
         let undecided =
             parent.is_none_or(|parent| parent.is_remote() && parent.trace_state().get(XRAY_DECISION_KEY).is_none());
         if let Some(xray) = &self.xray
             && undecided
-            && parent_recorded
         {
-            let decision = if xray.sample(trace_id, attributes) { "1" } else { "0" };
+            // A caller that recorded nothing gets nothing in X-Ray either.
+            let decision = if parent_recorded && xray.sample(trace_id, attributes) { "1" } else { "0" };
             trace_state = trace_state.insert(XRAY_DECISION_KEY, decision).unwrap_or(trace_state);
         }
         let xray_takes = self.xray.is_some() && trace_state.get(XRAY_DECISION_KEY) != Some("0");
-        let decision = if parent_recorded && (self.otlp || xray_takes) {
-            SamplingDecision::RecordAndSample
-        } else {
-            SamplingDecision::Drop
+
+        let recorded = otlp_takes || xray_takes;
+        // `otlp=0` only where it says something: recorded, but not for OTLP.
+        let otlp_entry = trace_state.get(OTLP_DECISION_KEY).is_some();
+        if recorded && !otlp_takes && !otlp_entry {
+            trace_state = trace_state.insert(OTLP_DECISION_KEY, "0").unwrap_or(trace_state);
+        } else if otlp_takes && otlp_entry {
+            trace_state = trace_state.delete(OTLP_DECISION_KEY).unwrap_or(trace_state);
+        }
+        let attributes = match &self.otlp {
+            Some(otlp) if otlp_takes && otlp.ratio < 1.0 => {
+                vec![KeyValue::new(HONEYCOMB_SAMPLE_RATE, (1.0 / otlp.ratio).round() as i64)]
+            }
+            _ => Vec::new(),
         };
-        SamplingResult { decision, attributes: Vec::new(), trace_state }
+        let decision = if recorded { SamplingDecision::RecordAndSample } else { SamplingDecision::Drop };
+        SamplingResult { decision, attributes, trace_state }
     }
 }
 
@@ -568,25 +655,25 @@ pub(crate) mod tests {
     fn a_root_gets_an_xray_decision_and_is_recorded_for_otlp_either_way() {
         let never = SamplingRules { rules: Vec::new(), default: Target { fixed_target: 0, rate: 0.0 } };
         let xray = |rules: &SamplingRules| Some(Arc::new(sampler(RuleSet::local(rules))));
-        let both = TraceSampler::new(true, xray(&never));
+        let both = TraceSampler::new(Some(OtlpSampling::default()), xray(&never));
         let root = decide(&both, None);
         assert_eq!(root.decision, SamplingDecision::RecordAndSample);
         assert_eq!(root.trace_state.get(XRAY_DECISION_KEY), Some("0"));
 
-        let xray_only = TraceSampler::new(false, xray(&never));
+        let xray_only = TraceSampler::new(None, xray(&never));
         assert_eq!(decide(&xray_only, None).decision, SamplingDecision::Drop, "nobody would take it");
-        let all = TraceSampler::new(false, xray(&SamplingRules::parse(EVERY_TRACE).unwrap()));
+        let all = TraceSampler::new(None, xray(&SamplingRules::parse(EVERY_TRACE).unwrap()));
         assert_eq!(decide(&all, None).trace_state.get(XRAY_DECISION_KEY), Some("1"));
 
-        let otlp_only = TraceSampler::new(true, None);
+        let otlp_only = TraceSampler::new(Some(OtlpSampling::default()), None);
         assert_eq!(decide(&otlp_only, None).trace_state, TraceState::default(), "no X-Ray, no decision");
-        assert_eq!(decide(&TraceSampler::new(false, None), None).decision, SamplingDecision::Drop);
+        assert_eq!(decide(&TraceSampler::new(None, None), None).decision, SamplingDecision::Drop);
     }
 
     #[test]
     fn a_callers_decision_is_kept_and_a_caller_without_one_gets_ours() {
         let never = SamplingRules { rules: Vec::new(), default: Target { fixed_target: 0, rate: 0.0 } };
-        let sampler = TraceSampler::new(true, Some(Arc::new(sampler(RuleSet::local(&never)))));
+        let sampler = TraceSampler::new(Some(OtlpSampling::default()), Some(Arc::new(sampler(RuleSet::local(&never)))));
         let kept = decide(&sampler, Some(remote(true, "xray=1,vendor=x")));
         assert_eq!(kept.trace_state.get(XRAY_DECISION_KEY), Some("1"));
         assert_eq!(kept.trace_state.get("vendor"), Some("x"));
@@ -595,5 +682,70 @@ pub(crate) mod tests {
         assert_eq!(browser.trace_state.get("vendor"), Some("x"), "the caller's entries stay");
         let unsampled = decide(&sampler, Some(remote(false, "")));
         assert_eq!(unsampled.decision, SamplingDecision::Drop);
+    }
+}
+
+#[cfg(test)]
+mod otlp_tests {
+    use opentelemetry::trace::{SpanId, TraceFlags};
+
+    use super::tests::sampler;
+    use super::*;
+
+    fn otlp(sampler: &str, argument: Option<&str>) -> OtlpSampling {
+        OtlpSampling::from_variables(Some(sampler), argument).unwrap()
+    }
+
+    fn root(sampler: &TraceSampler, trace_id: u128) -> SamplingResult {
+        sampler.should_sample(None, TraceId::from(trace_id), "span", &SpanKind::Server, &[], &[])
+    }
+
+    fn child_of(sampler: &TraceSampler, parent: &SamplingResult, remote: bool) -> SamplingResult {
+        let flags = match parent.decision {
+            SamplingDecision::RecordAndSample => TraceFlags::SAMPLED,
+            _ => TraceFlags::default(),
+        };
+        let parent = SpanContext::new(TraceId::from(7), SpanId::from(9), flags, remote, parent.trace_state.clone());
+        let cx = Context::new().with_remote_span_context(parent);
+        sampler.should_sample(Some(&cx), TraceId::from(7), "child", &SpanKind::Internal, &[], &[])
+    }
+
+    #[test]
+    fn the_standard_variables_are_read_and_others_refused() {
+        assert_eq!(OtlpSampling::from_variables(None, None).unwrap(), OtlpSampling::default());
+        assert_eq!(otlp("parentbased_traceidratio", Some("0.25")), OtlpSampling { ratio: 0.25, parent_based: true });
+        assert_eq!(otlp("traceidratio", None), OtlpSampling { ratio: 1.0, parent_based: false });
+        assert_eq!(otlp("always_off", None), OtlpSampling { ratio: 0.0, parent_based: false });
+        assert!(OtlpSampling::from_variables(Some("traceidratio"), Some("2")).unwrap_err().contains("between 0 and 1"));
+        assert!(OtlpSampling::from_variables(Some("xray"), None).unwrap_err().contains("AWS_XRAY_SAMPLING_RULES"));
+    }
+
+    #[test]
+    fn a_ratio_takes_its_share_of_new_traces_each_marked_with_its_sample_rate() {
+        let sampler = TraceSampler::new(Some(otlp("parentbased_traceidratio", Some("0.25"))), None);
+        let results: Vec<SamplingResult> = (1..=4000u128).map(|n| root(&sampler, n * 0x9E37_79B9_7F4A_7C15)).collect();
+        let taken: Vec<&SamplingResult> =
+            results.iter().filter(|result| result.decision == SamplingDecision::RecordAndSample).collect();
+        assert!((800..=1200).contains(&taken.len()), "{} of 4000", taken.len());
+        assert!(taken.iter().all(|result| result.attributes == [KeyValue::new(HONEYCOMB_SAMPLE_RATE, 4)]));
+        let child = child_of(&sampler, taken[0], true);
+        assert_eq!(child.decision, SamplingDecision::RecordAndSample, "a caller's decision is followed");
+    }
+
+    #[test]
+    fn a_trace_only_xray_takes_is_recorded_and_marked_for_otlp_to_leave() {
+        let every = SamplingRules::parse(EVERY_TRACE).unwrap();
+        let sampler =
+            TraceSampler::new(Some(otlp("always_off", None)), Some(Arc::new(sampler(RuleSet::local(&every)))));
+        let root = root(&sampler, 5);
+        assert_eq!(root.decision, SamplingDecision::RecordAndSample);
+        assert_eq!(root.trace_state.get(OTLP_DECISION_KEY), Some("0"));
+        let span = |result: &SamplingResult| {
+            SpanContext::new(TraceId::from(5), SpanId::from(1), TraceFlags::SAMPLED, false, result.trace_state.clone())
+        };
+        assert!(!otlp_sampled(&span(&root)) && xray_sampled(&span(&root)));
+        // Downstream, a parent-based OTLP sampler leaves it too.
+        let downstream = TraceSampler::new(Some(OtlpSampling::default()), None);
+        assert_eq!(child_of(&downstream, &root, true).decision, SamplingDecision::Drop);
     }
 }

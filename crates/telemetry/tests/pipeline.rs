@@ -564,3 +564,32 @@ async fn a_daemon_that_starts_after_the_service_is_found_within_seconds() {
     let _api = SamplingApi::start_on(listener, vec![sampling_rule("status-always", 10, "/api/status/*", 1.0, 0)]).await;
     test.wait_for_the_status_rule(std::time::Duration::from_secs(20)).await;
 }
+
+#[tokio::test]
+async fn otlp_takes_its_ratio_of_requests_weighted_for_honeycomb_and_xray_its_own() {
+    // X-Ray: every trace (the harness's rules); OTLP: a quarter, by the standard variables.
+    let sampler = [("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"), ("OTEL_TRACES_SAMPLER_ARG", "0.25")];
+    let test = harness(&sampler).await;
+    const REQUESTS: usize = 40;
+    let mut traces = Vec::new();
+    for _ in 0..REQUESTS {
+        let (trace, sampled) = answered_trace(&test.get("/api/status/204", &[]).await);
+        assert!(sampled, "X-Ray takes every trace");
+        traces.push(trace);
+    }
+    assert_eq!(test.xray_traces_after(&traces).await.len(), REQUESTS, "X-Ray got them all");
+
+    test.telemetry.force_flush();
+    let in_otlp: Vec<ReceivedSpan> = test
+        .receiver
+        .spans()
+        .into_iter()
+        .filter(|span| span.kind() == SpanKind::Server && span.string_attribute("url.path") == Some("/api/status/204"))
+        .collect();
+    // A quarter of 40 is 10 on average; none or over half would be a broken ratio.
+    assert!((1..=REQUESTS / 2).contains(&in_otlp.len()), "{} of {REQUESTS} in OTLP", in_otlp.len());
+    for span in &in_otlp {
+        assert!(traces.contains(&span.trace_id()));
+        assert_eq!(span.int_attribute("SampleRate"), Some(4), "Honeycomb weights each by 1 in 4");
+    }
+}
