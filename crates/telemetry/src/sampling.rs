@@ -3,9 +3,11 @@
 //! OTLP (Honeycomb) gets every trace by default, as the original app's OpenTelemetry SDK sent them; the standard
 //! `OTEL_TRACES_SAMPLER` (`always_on`, `always_off`, `traceidratio`, and their `parentbased_` forms) with
 //! `OTEL_TRACES_SAMPLER_ARG` (the ratio) takes a sample instead, and each span of a sampled trace then carries
-//! `SampleRate` (1 in N), which Honeycomb weights its counts by. X-Ray gets a sample, as the X-Ray SDKs take it: the first rule matching the request (service name, host, method, path) takes its reservoir's
-//! traces each second, then its rate of the rest. X-Ray bills per trace recorded, and a sampled-out trace costs
-//! X-Ray's export nothing.
+//! `SampleRate` (1 in N), which Honeycomb weights its counts by.
+//!
+//! X-Ray gets a sample, as the X-Ray SDKs take it: the first rule matching the request (service name, host, method,
+//! path) takes its reservoir's traces each second, then its rate of the rest. X-Ray bills per trace recorded, and a
+//! sampled-out trace costs X-Ray's export nothing.
 //!
 //! The rules come, as in the X-Ray SDKs, from X-Ray itself through the daemon (module `centralized`: the rules of
 //! `cargo run -p infra -- apply`, or of the daemon's rule file offline), with X-Ray's default rule (1 trace per
@@ -21,17 +23,16 @@
 //! }
 //! ```
 //!
-//! The two decisions are independent; a trace is recorded when either exporter takes it. When only X-Ray takes it, the
-//! `tracestate` entry `otlp=0` says so, to the OTLP exporter and to the services downstream (the W3C `sampled` flag
-//! says "recorded").
+//! The two decisions are independent; a trace is recorded when either exporter takes it, and not at all when neither
+//! does. When only X-Ray takes it, the `tracestate` entry `otlp=0` says so, to the OTLP exporter and to the services
+//! downstream (the W3C `sampled` flag says "recorded").
 //!
 //! The X-Ray decision is made once per trace and service entry, at the local root (no parent, or a caller that
 //! made no X-Ray decision, such as the browser), and travels with the trace in the W3C `tracestate` entry
 //! `xray=1|0`: child spans inherit it, outgoing requests carry it in `tracestate` and as `Sampled=` in
 //! `X-Amzn-Trace-Id` (see [`crate::propagation`]), and a caller's `Sampled=1|0` is obeyed. The X-Ray exporter only
-//! takes spans whose trace X-Ray sampled ([`xray_sampled`]). With OTLP off, a trace X-Ray does not sample is not
-//! recorded at all. A rate decision is read from the trace id (as the SDK's ratio sampler does), so services with
-//! the same rate agree on a trace without asking each other.
+//! takes spans whose trace X-Ray sampled ([`xray_sampled`]). A rate decision is read from the trace id (as the SDK's
+//! ratio sampler does), so services with the same rate agree on a trace without asking each other.
 
 pub(crate) mod centralized;
 
