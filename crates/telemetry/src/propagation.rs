@@ -6,8 +6,9 @@
 //! client injects both from one context). The server answers with `X-Amzn-Trace-Id: Root=...;Sampled=...` as the
 //! X-Ray SDKs do: [`xray_response_header`].
 //!
-//! X-Ray's `Sampled=` is X-Ray's decision, not OpenTelemetry's (see [`crate::sampling`]): it is written from the
-//! trace's X-Ray decision, and read into it (`tracestate` entry `xray`), while the trace stays recorded for OTLP.
+//! X-Ray's `Sampled=` is X-Ray's decision, not OTLP's (see [`crate::sampling`]): it is written from the trace's X-Ray
+//! decision, and read into it (`tracestate` entry `xray`); a caller known only by `X-Amzn-Trace-Id` leaves OTLP's
+//! decision to this service.
 
 use std::sync::LazyLock;
 
@@ -15,12 +16,12 @@ use http::{HeaderMap, HeaderValue};
 use opentelemetry::Context;
 use opentelemetry::propagation::text_map_propagator::FieldIter;
 use opentelemetry::propagation::{Extractor, Injector, TextMapCompositePropagator, TextMapPropagator};
-use opentelemetry::trace::{SpanContext, TraceContextExt, TraceFlags};
+use opentelemetry::trace::{SpanContext, TraceContextExt, TraceFlags, TraceId};
 use opentelemetry_aws::trace::{MissingSampledBehavior, XrayPropagator};
 use opentelemetry_http::{HeaderExtractor, HeaderInjector};
 use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
 
-use crate::sampling::{XRAY_DECISION_KEY, xray_sampled};
+use crate::sampling::{OTLP_DECISION_KEY, OTLP_UNDECIDED, XRAY_DECISION_KEY, xray_sampled};
 
 /// The X-Ray trace header, lowercase as HTTP/2 sends it.
 pub const XRAY_HEADER: &str = "x-amzn-trace-id";
@@ -66,35 +67,45 @@ impl TextMapPropagator for XrayDecisions {
         let span = cx.span();
         let span_context = span.span_context();
         let trace_state = span_context.trace_state();
-        if trace_state.get(XRAY_DECISION_KEY).is_none() {
+        let ours = [XRAY_DECISION_KEY, OTLP_DECISION_KEY];
+        if ours.iter().all(|key| trace_state.get(key).is_none()) {
             return self.inner.inject_context(cx, injector);
         }
         let flags = if xray_sampled(span_context) { TraceFlags::SAMPLED } else { TraceFlags::default() };
-        // The inner propagator writes trace state entries into the header as fields: the decision is `Sampled=`.
+        // The inner propagator writes trace state entries into the header as fields: X-Ray's decision is `Sampled=`,
+        // OTLP's is none of X-Ray's business.
+        let trace_state = ours.iter().fold(trace_state.clone(), |state, key| state.delete(*key).unwrap_or(state));
         let as_xray_sees_it = SpanContext::new(
             span_context.trace_id(),
             span_context.span_id(),
             flags,
             span_context.is_remote(),
-            trace_state.delete(XRAY_DECISION_KEY).unwrap_or_default(),
+            trace_state,
         );
         self.inner.inject_context(&Context::new().with_remote_span_context(as_xray_sees_it), injector);
     }
 
     fn extract_with_context(&self, cx: &Context, extractor: &dyn Extractor) -> Context {
         let extracted = self.inner.extract_with_context(cx, extractor);
-        let decision = extractor.get(XRAY_HEADER).and_then(|header| {
+        let span = extracted.span();
+        let caller = span.span_context();
+        // A load balancer sends a trace id without a parent (`Root=` only): that still continues the trace.
+        if caller.trace_id() == TraceId::INVALID || !caller.is_remote() {
+            return extracted;
+        }
+        // The header speaks for X-Ray only: `Sampled=` is X-Ray's decision, and OTLP makes its own (`otlp=?`), so a
+        // load balancer's header neither forces nor stops OTLP's sampling.
+        let mut trace_state = caller.trace_state().insert(OTLP_DECISION_KEY, OTLP_UNDECIDED).unwrap_or_default();
+        let sampled = extractor.get(XRAY_HEADER).and_then(|header| {
             header.split(';').find_map(|field| match field.trim() {
                 "Sampled=1" => Some("1"),
                 "Sampled=0" => Some("0"),
                 _ => None,
             })
         });
-        let span = extracted.span();
-        let caller = span.span_context();
-        let Some(decision) = decision.filter(|_| caller.is_valid() && caller.is_remote()) else { return extracted };
-        let trace_state = caller.trace_state().insert(XRAY_DECISION_KEY, decision).unwrap_or_default();
-        // Recorded either way: OTLP takes what X-Ray declines.
+        if let Some(decision) = sampled {
+            trace_state = trace_state.insert(XRAY_DECISION_KEY, decision).unwrap_or(trace_state);
+        }
         let caller = SpanContext::new(caller.trace_id(), caller.span_id(), TraceFlags::SAMPLED, true, trace_state);
         cx.with_remote_span_context(caller)
     }
@@ -197,15 +208,30 @@ mod tests {
     fn sampled_is_the_xray_decision_in_and_out() {
         let declined =
             remote(&[(XRAY_HEADER, "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=0")]);
-        assert!(declined.is_sampled(), "still recorded for OTLP");
+        assert!(declined.is_sampled(), "recorded, unless OTLP declines it here");
         assert_eq!(declined.trace_state().get(XRAY_DECISION_KEY), Some("0"));
+        assert_eq!(declined.trace_state().get(OTLP_DECISION_KEY), Some(OTLP_UNDECIDED), "OTLP decides here");
         let taken =
             remote(&[(XRAY_HEADER, "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1")]);
         assert_eq!(taken.trace_state().get(XRAY_DECISION_KEY), Some("1"));
         let undecided = remote(&[(XRAY_HEADER, "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8")]);
         assert_eq!(undecided.trace_state().get(XRAY_DECISION_KEY), None, "this service decides");
+        let balancer = remote(&[(XRAY_HEADER, "Root=1-5759e988-bd862e3fe1be46a994272793")]);
+        assert_eq!(balancer.trace_id().to_string(), TRACE, "a load balancer's trace is continued");
+        assert_eq!(balancer.trace_state().get(OTLP_DECISION_KEY), Some(OTLP_UNDECIDED));
 
-        let cx = Context::new().with_remote_span_context(declined);
+        // Spans of this service: one only X-Ray takes, then one only OTLP takes.
+        let span = |trace_state: &str| {
+            let trace_id = TraceId::from_hex(TRACE).unwrap();
+            let span_id = SpanId::from_hex("53995c3f42cd8ad8").unwrap();
+            let context = SpanContext::new(trace_id, span_id, TraceFlags::SAMPLED, false, trace_state.parse().unwrap());
+            Context::new().with_remote_span_context(context)
+        };
+        let mut headers = HeaderMap::new();
+        inject(&span("otlp=0,xray=1"), &mut headers);
+        assert_eq!(headers[XRAY_HEADER], "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1");
+        assert_eq!(headers["tracestate"], "otlp=0,xray=1", "downstream services keep both decisions");
+        let cx = span("xray=0");
         let mut headers = HeaderMap::new();
         inject(&cx, &mut headers);
         assert_eq!(headers[XRAY_HEADER], "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=0");

@@ -25,7 +25,8 @@
 //!
 //! The two decisions are independent; a trace is recorded when either exporter takes it, and not at all when neither
 //! does. When only X-Ray takes it, the `tracestate` entry `otlp=0` says so, to the OTLP exporter and to the services
-//! downstream (the W3C `sampled` flag says "recorded").
+//! downstream (the W3C `sampled` flag says "recorded"). A caller known only by its `X-Amzn-Trace-Id` (a load balancer,
+//! an X-Ray SDK) made no OTLP decision: this service's sampler makes it.
 //!
 //! The X-Ray decision is made once per trace and service entry, at the local root (no parent, or a caller that
 //! made no X-Ray decision, such as the browser), and travels with the trace in the W3C `tracestate` entry
@@ -58,6 +59,9 @@ pub const XRAY_DECISION_KEY: &str = "xray";
 
 /// The `tracestate` key saying OTLP declined a trace that is recorded for X-Ray (`otlp=0`).
 pub const OTLP_DECISION_KEY: &str = "otlp";
+
+/// On a caller's context only: the caller (known by its `X-Amzn-Trace-Id`) made no OTLP decision.
+pub(crate) const OTLP_UNDECIDED: &str = "?";
 
 /// The span attribute Honeycomb weights sampled events by.
 const HONEYCOMB_SAMPLE_RATE: &str = "SampleRate";
@@ -244,7 +248,11 @@ impl ShouldSample for TraceSampler {
 
         let otlp_takes = match (&self.otlp, parent) {
             (None, _) => false,
-            (Some(otlp), Some(parent)) if otlp.parent_based => otlp_sampled(parent),
+            (Some(otlp), Some(parent))
+                if otlp.parent_based && parent.trace_state().get(OTLP_DECISION_KEY) != Some(OTLP_UNDECIDED) =>
+            {
+                otlp_sampled(parent)
+            }
             (Some(otlp), _) => otlp.takes_new(trace_id),
         };
 
@@ -261,12 +269,16 @@ impl ShouldSample for TraceSampler {
         let xray_takes = self.xray.is_some() && trace_state.get(XRAY_DECISION_KEY) != Some("0");
 
         let recorded = otlp_takes || xray_takes;
-        // `otlp=0` only where it says something: recorded, but not for OTLP.
-        let otlp_entry = trace_state.get(OTLP_DECISION_KEY).is_some();
-        if recorded && !otlp_takes && !otlp_entry {
-            trace_state = trace_state.insert(OTLP_DECISION_KEY, "0").unwrap_or(trace_state);
-        } else if otlp_takes && otlp_entry {
-            trace_state = trace_state.delete(OTLP_DECISION_KEY).unwrap_or(trace_state);
+        // `otlp=0` where OTLP declined a recorded trace: here, or upstream when this service has no OTLP (then the
+        // recorded flag is X-Ray's decision, as with X-Ray's own OpenTelemetry sampler). A caller's `otlp=?` stops here.
+        let otlp_entry = trace_state.get(OTLP_DECISION_KEY);
+        let wanted = (recorded && !otlp_takes && (self.otlp.is_some() || otlp_entry == Some("0"))).then_some("0");
+        if wanted != otlp_entry {
+            trace_state = match wanted {
+                Some(declined) => trace_state.insert(OTLP_DECISION_KEY, declined),
+                None => trace_state.delete(OTLP_DECISION_KEY),
+            }
+            .unwrap_or(trace_state);
         }
         let attributes = match &self.otlp {
             Some(otlp) if otlp_takes && otlp.ratio < 1.0 => {
@@ -748,5 +760,20 @@ mod otlp_tests {
         // Downstream, a parent-based OTLP sampler leaves it too.
         let downstream = TraceSampler::new(Some(OtlpSampling::default()), None);
         assert_eq!(child_of(&downstream, &root, true).decision, SamplingDecision::Drop);
+    }
+
+    #[test]
+    fn a_caller_known_only_to_xray_leaves_otlp_to_decide_and_the_mark_goes_no_further() {
+        let from_load_balancer = SamplingResult {
+            decision: SamplingDecision::RecordAndSample,
+            attributes: Vec::new(),
+            trace_state: format!("{OTLP_DECISION_KEY}={OTLP_UNDECIDED}").parse().unwrap(),
+        };
+        let never = TraceSampler::new(Some(otlp("parentbased_always_off", None)), None);
+        assert_eq!(child_of(&never, &from_load_balancer, true).decision, SamplingDecision::Drop, "not forced");
+        let always = TraceSampler::new(Some(otlp("parentbased_always_on", None)), None);
+        let taken = child_of(&always, &from_load_balancer, true);
+        assert_eq!(taken.decision, SamplingDecision::RecordAndSample);
+        assert_eq!(taken.trace_state.get(OTLP_DECISION_KEY), None);
     }
 }

@@ -593,3 +593,18 @@ async fn otlp_takes_its_ratio_of_requests_weighted_for_honeycomb_and_xray_its_ow
         assert_eq!(span.int_attribute("SampleRate"), Some(4), "Honeycomb weights each by 1 in 4");
     }
 }
+
+#[tokio::test]
+async fn a_load_balancers_xray_header_neither_forces_nor_stops_otlps_own_sampling() {
+    // OTLP: only what callers recorded; X-Ray: every trace.
+    let test = harness(&[("OTEL_TRACES_SAMPLER", "parentbased_always_off")]).await;
+    let balancer = "Root=1-5759e988-bd862e3fe1be46a994272793";
+    let (balanced, sampled) = answered_trace(&test.get("/api/status/204", &[("x-amzn-trace-id", balancer)]).await);
+    assert!(sampled, "X-Ray decides it here");
+    let caller = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let (recorded, _) = answered_trace(&test.get("/api/status/204", &[("traceparent", caller)]).await);
+
+    test.span_in(&recorded, "GET /api/status/{code}").await;
+    assert!(test.receiver.spans().iter().all(|span| span.trace_id() != balanced), "OTLP's own rule: off");
+    assert!(test.xray_traces_after(std::slice::from_ref(&balanced)).await.contains(&balanced));
+}
