@@ -169,8 +169,7 @@ impl Telemetry {
             builder = builder.with_span_processor(export::Fanout::new(processors));
         }
         // Nothing to export: record nothing (ids are still made, for logs and the X-Ray response header).
-        let otlp_sampling = config.otlp.as_ref().filter(|_| otlp.is_some()).map(|otlp| otlp.sampling);
-        let sampler = sampling::TraceSampler::new(otlp_sampling, xray_sampler);
+        let sampler = sampling::TraceSampler::new(config.otlp.as_ref().map(|otlp| otlp.sampling), xray_sampler);
         let provider = builder.with_sampler(sampler).build();
         let tracer = provider.tracer(SCOPE);
         let relay = match &config.otlp {

@@ -56,11 +56,14 @@ struct XrayDecisions {
 
 impl Default for XrayDecisions {
     fn default() -> Self {
-        // A header without `Sampled=` (as a load balancer sends it) continues the trace recorded, and leaves the
-        // X-Ray decision to this service.
-        Self { inner: XrayPropagator::new().with_missing_sampled_behavior(MissingSampledBehavior::Sampled) }
+        // `Sampled=` missing or `?` (as a load balancer sends it) comes out deferred: the decision is this service's.
+        Self { inner: XrayPropagator::new().with_missing_sampled_behavior(MissingSampledBehavior::Deferred) }
     }
 }
+
+/// The trace flag `opentelemetry-aws` sets for a deferred decision (not exported by the crate; the propagation
+/// tests pin it).
+const DEFERRED: u8 = 0x02;
 
 impl TextMapPropagator for XrayDecisions {
     fn inject_context(&self, cx: &Context, injector: &mut dyn Injector) {
@@ -96,13 +99,8 @@ impl TextMapPropagator for XrayDecisions {
         // The header speaks for X-Ray only: `Sampled=` is X-Ray's decision, and OTLP makes its own (`otlp=?`), so a
         // load balancer's header neither forces nor stops OTLP's sampling.
         let mut trace_state = caller.trace_state().insert(OTLP_DECISION_KEY, OTLP_UNDECIDED).unwrap_or_default();
-        let sampled = extractor.get(XRAY_HEADER).and_then(|header| {
-            header.split(';').find_map(|field| match field.trim() {
-                "Sampled=1" => Some("1"),
-                "Sampled=0" => Some("0"),
-                _ => None,
-            })
-        });
+        let flags = caller.trace_flags();
+        let sampled = if flags.is_sampled() { Some("1") } else { (flags.to_u8() & DEFERRED == 0).then_some("0") };
         if let Some(decision) = sampled {
             trace_state = trace_state.insert(XRAY_DECISION_KEY, decision).unwrap_or(trace_state);
         }

@@ -119,12 +119,17 @@ impl OtlpSampling {
         Ok(Self { ratio, parent_based })
     }
 
-    /// Whether a new trace is taken: read from the trace id, as the SDK's ratio sampler reads it.
+    /// Whether a new trace is taken.
     fn takes_new(&self, trace_id: TraceId) -> bool {
-        let ratio = Sampler::TraceIdRatioBased(self.ratio);
-        ratio.should_sample(None, trace_id, "", &SpanKind::Server, &[], &[]).decision
-            == SamplingDecision::RecordAndSample
+        ratio_takes(self.ratio, trace_id)
     }
+}
+
+/// Whether `ratio` of traces takes this one, read from the trace id as the SDK's ratio sampler reads it (so every
+/// service with the same ratio agrees).
+fn ratio_takes(ratio: f64, trace_id: TraceId) -> bool {
+    let sampler = Sampler::TraceIdRatioBased(ratio);
+    sampler.should_sample(None, trace_id, "", &SpanKind::Server, &[], &[]).decision == SamplingDecision::RecordAndSample
 }
 
 /// Where X-Ray's sampling rules come from.
@@ -535,10 +540,10 @@ impl Reservoir {
         } else if self.take(now, 1) {
             return Decision::Borrowed;
         }
-        let rate = Sampler::TraceIdRatioBased(f64::from_bits(self.rate.load(Ordering::Relaxed)));
-        match rate.should_sample(None, trace_id, "", &SpanKind::Server, &[], &[]).decision {
-            SamplingDecision::RecordAndSample => Decision::ByRate,
-            _ => Decision::Declined,
+        if ratio_takes(f64::from_bits(self.rate.load(Ordering::Relaxed)), trace_id) {
+            Decision::ByRate
+        } else {
+            Decision::Declined
         }
     }
 
