@@ -16,9 +16,15 @@ pub(crate) fn workspace_root() -> PathBuf {
 }
 
 /// `cargo` as the one running us (the same toolchain), in the workspace root.
+///
+/// Under CI (`CI` set) incremental compilation is off: a clean clone builds once and never reuses that state, which
+/// would be gigabytes of disk for nothing.
 pub(crate) fn cargo() -> Command {
     let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     command.current_dir(workspace_root());
+    if std::env::var_os("CI").is_some() {
+        command.env("CARGO_INCREMENTAL", "0");
+    }
     command
 }
 
