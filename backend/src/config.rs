@@ -2,8 +2,11 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
+use chrono::TimeDelta;
 use clap::Parser;
 use http::HeaderValue;
+
+use crate::auth::Tokens;
 
 /// The Cruddur API server.
 #[derive(Debug, Clone, Parser)]
@@ -75,6 +78,18 @@ impl Config {
             Some(secret) if secret.len() < 32 => Err(ConfigError::WeakTokenSecret),
             secret => Ok(secret.map(str::as_bytes)),
         }
+    }
+
+    /// The session-token signer: `TOKEN_SECRET`'s, or a random key (said at `warn`: sessions end at restart).
+    pub fn tokens(&self) -> Result<Tokens, ConfigError> {
+        let ttl = TimeDelta::hours(self.token_ttl_hours.into());
+        Ok(match self.token_secret()? {
+            Some(secret) => Tokens::new(secret, ttl),
+            None => {
+                tracing::warn!("TOKEN_SECRET is unset: sessions are signed with a random key and end at restart");
+                Tokens::random(ttl)
+            }
+        })
     }
 
     pub fn listen_address(&self) -> SocketAddr {

@@ -1,7 +1,8 @@
 //! The Cruddur API: the original Flask backend's routes and JSON shapes on axum, with Postgres through sqlx.
 //!
-//! [`app`] builds the router from an [`AppState`] and [`serve`] runs it on a listener until a shutdown future
-//! completes, so tests drive the real server on port 0 and `main` stays a few lines.
+//! [`start`] makes the database ready and builds the router from the [`Config`] (it calls [`app`], which builds it
+//! from an [`AppState`]), and [`serve`] runs it on a listener until a shutdown future completes, so tests drive the
+//! real server on port 0 and `main` stays a few lines.
 
 pub mod auth;
 pub mod config;
@@ -17,13 +18,14 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRef};
 use cruddur_telemetry::relay::Relay;
 use cruddur_telemetry::server::ServerLayer;
+use cruddur_telemetry::{DatabaseTarget, Telemetry, TelemetryError};
 use http::{HeaderName, HeaderValue, Method, header};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 pub use auth::Tokens;
-pub use config::Config;
+pub use config::{Config, ConfigError};
 pub use error::ApiError;
 
 /// Largest request body the API reads; far above any valid request (a reply is at most 1024 characters).
@@ -61,6 +63,43 @@ fn cors(origins: Vec<HeaderValue>) -> CorsLayer {
         .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
         .allow_headers(allowed_headers)
         .expose_headers([HeaderName::from_static("x-amzn-trace-id")])
+}
+
+/// Why the API could not start, each named as the operator would fix it.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("DATABASE_URL: {0}")]
+    DatabaseUrl(#[from] TelemetryError),
+    #[error("connecting to Postgres (DATABASE_URL): {0}")]
+    Connect(#[source] sqlx::Error),
+    #[error("migrating the database: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("loading the seed: {0}")]
+    Seed(#[source] ApiError),
+}
+
+/// The API ready to serve, and the pool it queries.
+#[derive(Debug)]
+pub struct Api {
+    pub router: Router,
+    pub db: PgPool,
+}
+
+/// The API as `config` sets it up: the database connected, migrated, and seeded when `SEED_IF_EMPTY` is set and it
+/// has no users; its queries' spans name that database in `telemetry`, and the router relays browser spans there.
+pub async fn start(config: &Config, telemetry: &Telemetry) -> Result<Api, StartError> {
+    let database_url = config.database_url()?;
+    telemetry.set_database(DatabaseTarget::from_url(database_url)?);
+    let tokens = config.tokens()?;
+    let db = db::connect(database_url, config.database_max_connections).await.map_err(StartError::Connect)?;
+    db::MIGRATOR.run(&db).await?;
+    if config.seed_if_empty && seed::load_if_empty(&db).await.map_err(StartError::Seed)? {
+        tracing::info!(password = seed::SEED_PASSWORD, "seed loaded: andrewbrown, altbrown, bayko, londo");
+    }
+    let router = app(AppState { db: db.clone(), tokens }, config.frontend_url.clone(), telemetry.relay());
+    Ok(Api { router, db })
 }
 
 /// Serves `router` on `listener` until `shutdown` completes, then finishes the requests in flight.

@@ -7,10 +7,9 @@
 
 use std::collections::HashMap;
 
-use chrono::TimeDelta;
-use cruddur_backend::{AppState, Tokens, app, db, seed, serve};
-use cruddur_telemetry::{DatabaseTarget, Telemetry, TelemetryConfig};
-use http::HeaderValue;
+use clap::Parser;
+use cruddur_backend::{Config, serve, start};
+use cruddur_telemetry::{Telemetry, TelemetryConfig};
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use reqwest::StatusCode;
 use serde_json::json;
@@ -50,17 +49,12 @@ async fn traced_backend(vars: &[(&str, String)]) -> Traced {
     let subscriber = tracing::subscriber::set_default(tracing_subscriber::registry().with(telemetry.layer()));
 
     let url = test_support::postgres::fresh_database().await;
-    telemetry.set_database(DatabaseTarget::from_url(&url).expect("a postgres URL"));
-    let pool = db::connect(&url, 5).await.expect("connect");
-    db::MIGRATOR.run(&pool).await.expect("migrate");
-    seed::load(&pool).await.expect("seed");
-
-    let state = AppState { db: pool, tokens: Tokens::new(b"0123456789abcdef0123456789abcdef", TimeDelta::hours(1)) };
-    let router = app(state, vec![HeaderValue::from_static("http://localhost:3000")], telemetry.relay());
+    let config = Config::parse_from(["cruddur-backend", "--database-url", &url, "--seed-if-empty"]);
+    let api = start(&config, &telemetry).await.expect("the API starts");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(serve(listener, router, async {
+    tokio::spawn(serve(listener, api.router, async {
         let _ = stopped.await;
     }));
     Traced {

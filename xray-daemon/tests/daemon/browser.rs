@@ -8,11 +8,10 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use chrono::TimeDelta;
-use cruddur_backend::{AppState, Tokens, app, db, seed, serve};
-use cruddur_telemetry::{DatabaseTarget, Telemetry, TelemetryConfig};
+use clap::Parser;
+use cruddur_backend::{Config, serve, start};
+use cruddur_telemetry::{Telemetry, TelemetryConfig};
 use fantoccini::Locator;
-use http::HeaderValue;
 use test_support::browser::Browser;
 use tokio::sync::oneshot;
 use tracing_subscriber::layer::SubscriberExt;
@@ -31,20 +30,17 @@ async fn the_console_page_shows_a_request_s_trace_with_its_backend_segment_and_s
         ("OTEL_SERVICE_NAME", "cruddur-backend".to_owned()),
         ("AWS_XRAY_DAEMON_ADDRESS", daemon.udp.to_string()),
     ]);
-    let config = TelemetryConfig::from_lookup("cruddur-backend", |name| env.get(name).cloned()).expect("config");
-    let telemetry = Telemetry::new(&config).expect("telemetry");
+    let tracing_config =
+        TelemetryConfig::from_lookup("cruddur-backend", |name| env.get(name).cloned()).expect("config");
+    let telemetry = Telemetry::new(&tracing_config).expect("telemetry");
     let _subscriber = tracing::subscriber::set_default(tracing_subscriber::registry().with(telemetry.layer()));
     let url = test_support::postgres::fresh_database().await;
-    telemetry.set_database(DatabaseTarget::from_url(&url).expect("a postgres URL"));
-    let pool = db::connect(&url, 5).await.expect("connect");
-    db::MIGRATOR.run(&pool).await.expect("migrate");
-    seed::load(&pool).await.expect("seed");
-    let state = AppState { db: pool, tokens: Tokens::new(b"0123456789abcdef0123456789abcdef", TimeDelta::hours(1)) };
-    let router = app(state, vec![HeaderValue::from_static("http://localhost:3000")], telemetry.relay());
+    let config = Config::parse_from(["cruddur-backend", "--database-url", &url, "--seed-if-empty"]);
+    let backend = start(&config, &telemetry).await.expect("the API starts");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let api = listener.local_addr().unwrap();
     let (_stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(serve(listener, router, async {
+    tokio::spawn(serve(listener, backend.router, async {
         let _ = stopped.await;
     }));
 

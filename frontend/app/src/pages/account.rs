@@ -11,26 +11,6 @@ use leptos_router::hooks::use_navigate;
 use crate::auth::use_session;
 use crate::components::{ErrorNotice, Submitter, TextField};
 
-/// What a successful sign-up or sign-in does: keep the session and open the home feed. (Built with the page: the
-/// router and session are read from context, which event handlers do not see.)
-fn signed_in() -> Callback<AuthResponse> {
-    let session = use_session();
-    let navigate = use_navigate();
-    Callback::new(move |auth: AuthResponse| {
-        session.sign_in(auth);
-        navigate("/", NavigateOptions::default());
-    })
-}
-
-/// Sends `request` to `path` (`/api/auth/signup` or `/api/auth/signin`); the answer goes to `done`.
-fn authenticate<Request>(submitter: &Submitter, path: &'static str, request: Request, done: Callback<AuthResponse>)
-where
-    Request: serde::Serialize + 'static,
-{
-    submitter
-        .send(move |api| async move { api.post::<_, AuthResponse>(path, &request).await }, move |auth| done.run(auth));
-}
-
 /// The frame of the account pages: the logo, a title, the form.
 #[component]
 fn AccountCard(title: &'static str, children: Children) -> impl IntoView {
@@ -45,38 +25,70 @@ fn AccountCard(title: &'static str, children: Children) -> impl IntoView {
     }
 }
 
-/// `/signup`.
+/// The form of sign-up and sign-in: its fields (`children`), the problems the backend answers, and a button labelled
+/// `action` that posts `request()` to `path`; a success keeps the session and opens the home feed.
 #[component]
-pub(crate) fn SignupPage() -> impl IntoView {
-    let submitter = Submitter::new("signup");
-    let done = signed_in();
-    let display_name = RwSignal::new(String::new());
-    let handle = RwSignal::new(String::new());
-    let email = RwSignal::new(String::new());
-    let password = RwSignal::new(String::new());
+fn AccountForm<MakeRequest, Request>(
+    /// The submitter's name in traces (`signup`, `signin`).
+    name: &'static str,
+    path: &'static str,
+    action: &'static str,
+    request: MakeRequest,
+    children: Children,
+) -> impl IntoView
+where
+    MakeRequest: Fn() -> Request + 'static,
+    Request: serde::Serialize + 'static,
+{
+    let submitter = Submitter::new(name);
+    // Read here, with the page: event handlers do not see the context.
+    let session = use_session();
+    let navigate = use_navigate();
     let pending = submitter.pending();
     let error = submitter.error();
     let on_submit = move |event: SubmitEvent| {
         event.prevent_default();
-        // The backend checks every field and answers all the problems at once.
-        let request = SignupRequest {
-            display_name: display_name.get_untracked(),
-            handle: handle.get_untracked().trim().trim_start_matches('@').to_owned(),
-            email: email.get_untracked().trim().to_owned(),
-            password: password.get_untracked(),
-        };
-        authenticate(&submitter, "/api/auth/signup", request, done);
+        let request = request();
+        let navigate = navigate.clone();
+        submitter.send(
+            move |api| async move { api.post::<_, AuthResponse>(path, &request).await },
+            move |auth| {
+                session.sign_in(auth);
+                navigate("/", NavigateOptions::default());
+            },
+        );
+    };
+    view! {
+        <form class="account_form" on:submit=on_submit>
+            {children()}
+            <ErrorNotice error=error />
+            <button type="submit" disabled=move || pending.get()>{action}</button>
+        </form>
+    }
+}
+
+/// `/signup`.
+#[component]
+pub(crate) fn SignupPage() -> impl IntoView {
+    let display_name = RwSignal::new(String::new());
+    let handle = RwSignal::new(String::new());
+    let email = RwSignal::new(String::new());
+    let password = RwSignal::new(String::new());
+    // The backend checks every field and answers all the problems at once.
+    let request = move || SignupRequest {
+        display_name: display_name.get_untracked(),
+        handle: handle.get_untracked().trim().trim_start_matches('@').to_owned(),
+        email: email.get_untracked().trim().to_owned(),
+        password: password.get_untracked(),
     };
     view! {
         <AccountCard title="Sign up to create a Cruddur account">
-            <form class="account_form" on:submit=on_submit>
+            <AccountForm name="signup" path="/api/auth/signup" action="Sign up" request=request>
                 <TextField label="Name" name="display_name" value=display_name autocomplete="name" />
                 <TextField label="Handle" name="handle" value=handle autocomplete="username" />
                 <TextField label="Email" name="email" value=email kind="email" autocomplete="email" />
                 <TextField label="Password" name="password" value=password kind="password" autocomplete="new-password" />
-                <ErrorNotice error=error />
-                <button type="submit" disabled=move || pending.get()>"Sign up"</button>
-            </form>
+            </AccountForm>
             <p class="alternative">"Have an account? " <A href="/signin">"Sign in!"</A></p>
         </AccountCard>
     }
@@ -85,21 +97,13 @@ pub(crate) fn SignupPage() -> impl IntoView {
 /// `/signin`.
 #[component]
 pub(crate) fn SigninPage() -> impl IntoView {
-    let submitter = Submitter::new("signin");
-    let done = signed_in();
     let email = RwSignal::new(String::new());
     let password = RwSignal::new(String::new());
-    let pending = submitter.pending();
-    let error = submitter.error();
-    let on_submit = move |event: SubmitEvent| {
-        event.prevent_default();
-        let request =
-            SigninRequest { email: email.get_untracked().trim().to_owned(), password: password.get_untracked() };
-        authenticate(&submitter, "/api/auth/signin", request, done);
-    };
+    let request =
+        move || SigninRequest { email: email.get_untracked().trim().to_owned(), password: password.get_untracked() };
     view! {
         <AccountCard title="Sign into your Cruddur account">
-            <form class="account_form" on:submit=on_submit>
+            <AccountForm name="signin" path="/api/auth/signin" action="Sign in" request=request>
                 <TextField label="Email" name="email" value=email kind="email" autocomplete="email" />
                 <TextField
                     label="Password"
@@ -108,9 +112,7 @@ pub(crate) fn SigninPage() -> impl IntoView {
                     kind="password"
                     autocomplete="current-password"
                 />
-                <ErrorNotice error=error />
-                <button type="submit" disabled=move || pending.get()>"Sign in"</button>
-            </form>
+            </AccountForm>
             <p class="alternative"><A href="/forgot">"Forgot password?"</A></p>
             <p class="alternative">"Don't have an account? " <A href="/signup">"Sign up!"</A></p>
         </AccountCard>
