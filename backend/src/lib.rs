@@ -65,41 +65,34 @@ fn cors(origins: Vec<HeaderValue>) -> CorsLayer {
         .expose_headers([HeaderName::from_static("x-amzn-trace-id")])
 }
 
-/// Why the API could not start, each named as the operator would fix it.
+/// Why the API could not start, each named as the operator would fix it (the cause follows as the error's source).
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error(transparent)]
     Config(#[from] ConfigError),
-    #[error("DATABASE_URL: {0}")]
-    DatabaseUrl(#[from] TelemetryError),
-    #[error("connecting to Postgres (DATABASE_URL): {0}")]
+    #[error("reading DATABASE_URL")]
+    DatabaseUrl(#[source] TelemetryError),
+    #[error("connecting to Postgres (DATABASE_URL)")]
     Connect(#[source] sqlx::Error),
-    #[error("migrating the database: {0}")]
+    #[error("migrating the database")]
     Migrate(#[from] sqlx::migrate::MigrateError),
-    #[error("loading the seed: {0}")]
+    #[error("loading the seed")]
     Seed(#[source] ApiError),
 }
 
-/// The API ready to serve, and the pool it queries.
-#[derive(Debug)]
-pub struct Api {
-    pub router: Router,
-    pub db: PgPool,
-}
-
-/// The API as `config` sets it up: the database connected, migrated, and seeded when `SEED_IF_EMPTY` is set and it
-/// has no users; its queries' spans name that database in `telemetry`, and the router relays browser spans there.
-pub async fn start(config: &Config, telemetry: &Telemetry) -> Result<Api, StartError> {
+/// The API as `config` sets it up, ready to serve: the database connected, migrated, and seeded when
+/// `SEED_IF_EMPTY` is set and it has no users; its queries' spans name that database in `telemetry`, and the router
+/// relays browser spans there.
+pub async fn start(config: &Config, telemetry: &Telemetry) -> Result<Router, StartError> {
     let database_url = config.database_url()?;
-    telemetry.set_database(DatabaseTarget::from_url(database_url)?);
+    telemetry.set_database(DatabaseTarget::from_url(database_url).map_err(StartError::DatabaseUrl)?);
     let tokens = config.tokens()?;
     let db = db::connect(database_url, config.database_max_connections).await.map_err(StartError::Connect)?;
     db::MIGRATOR.run(&db).await?;
     if config.seed_if_empty && seed::load_if_empty(&db).await.map_err(StartError::Seed)? {
         tracing::info!(password = seed::SEED_PASSWORD, "seed loaded: andrewbrown, altbrown, bayko, londo");
     }
-    let router = app(AppState { db: db.clone(), tokens }, config.frontend_url.clone(), telemetry.relay());
-    Ok(Api { router, db })
+    Ok(app(AppState { db, tokens }, config.frontend_url.clone(), telemetry.relay()))
 }
 
 /// Serves `router` on `listener` until `shutdown` completes, then finishes the requests in flight.
@@ -111,4 +104,36 @@ pub async fn serve(
     axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
         .with_graceful_shutdown(shutdown)
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+    use cruddur_telemetry::TelemetryConfig;
+
+    use super::*;
+
+    /// Telemetry that exports nothing.
+    fn no_telemetry() -> Telemetry {
+        let config = TelemetryConfig::from_lookup("cruddur-backend", |name| {
+            (name == "AWS_XRAY_SDK_ENABLED").then(|| "false".to_owned())
+        })
+        .expect("config");
+        Telemetry::new(&config).expect("telemetry")
+    }
+
+    async fn start_error(args: &[&str]) -> String {
+        let config = Config::try_parse_from(std::iter::once("cruddur-backend").chain(args.iter().copied())).unwrap();
+        let error = start(&config, &no_telemetry()).await.expect_err("the API must not start");
+        // As `main` shows it: the error, then its causes.
+        format!("{:?}", anyhow::Error::from(error))
+    }
+
+    #[tokio::test]
+    async fn a_bad_setting_stops_start_up_naming_the_variable() {
+        let mysql = start_error(&["--database-url", "mysql://db/cruddur"]).await;
+        assert!(mysql.starts_with("reading DATABASE_URL") && mysql.contains("postgres"), "{mysql}");
+        let weak = start_error(&["--database-url", "postgres://db/cruddur", "--token-secret", "short"]).await;
+        assert!(weak.starts_with("TOKEN_SECRET must be at least 32 characters"), "{weak}");
+    }
 }

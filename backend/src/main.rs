@@ -16,11 +16,11 @@ async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
     // Kept to the end of main: dropping it flushes the spans still queued.
     let telemetry = cruddur_telemetry::init("cruddur-backend")?;
-    let api = start(&config, &telemetry).await?;
+    let router = start(&config, &telemetry).await?;
     let listener = tokio::net::TcpListener::bind(config.listen_address())
         .await
         .with_context(|| format!("binding {} (PORT)", config.listen_address()))?;
     tracing::info!(address = %listener.local_addr()?, "Cruddur API listening");
-    serve(listener, api.router, shutdown::signal()).await.context("serving")?;
+    serve(listener, router, shutdown::signal()).await.context("serving")?;
     Ok(())
 }

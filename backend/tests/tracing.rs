@@ -50,11 +50,11 @@ async fn traced_backend(vars: &[(&str, String)]) -> Traced {
 
     let url = test_support::postgres::fresh_database().await;
     let config = Config::parse_from(["cruddur-backend", "--database-url", &url, "--seed-if-empty"]);
-    let api = start(&config, &telemetry).await.expect("the API starts");
+    let router = start(&config, &telemetry).await.expect("the API starts");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(serve(listener, api.router, async {
+    tokio::spawn(serve(listener, router, async {
         let _ = stopped.await;
     }));
     Traced {

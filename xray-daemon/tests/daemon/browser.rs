@@ -36,11 +36,11 @@ async fn the_console_page_shows_a_request_s_trace_with_its_backend_segment_and_s
     let _subscriber = tracing::subscriber::set_default(tracing_subscriber::registry().with(telemetry.layer()));
     let url = test_support::postgres::fresh_database().await;
     let config = Config::parse_from(["cruddur-backend", "--database-url", &url, "--seed-if-empty"]);
-    let backend = start(&config, &telemetry).await.expect("the API starts");
+    let router = start(&config, &telemetry).await.expect("the API starts");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let api = listener.local_addr().unwrap();
     let (_stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(serve(listener, backend.router, async {
+    tokio::spawn(serve(listener, router, async {
         let _ = stopped.await;
     }));
 
