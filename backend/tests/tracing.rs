@@ -71,10 +71,7 @@ async fn traced_backend(vars: &[(&str, String)]) -> Traced {
 
 impl Traced {
     async fn get(&self, path: &str, headers: &[(&str, &str)]) -> reqwest::Response {
-        let mut request = self.client.get(format!("{}{path}", self.base));
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
+        let request = self.client.get(format!("{}{path}", self.base)).headers(test_support::header_map(headers));
         request.send().await.expect("the request")
     }
 

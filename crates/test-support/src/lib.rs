@@ -9,3 +9,17 @@ pub mod postgres;
 pub mod udp_sink;
 pub mod xray_control;
 pub mod xray_endpoint;
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+/// Request headers from `(name, value)` pairs, as a test writes them (a trace header, a `Host`, a user agent).
+pub fn header_map(pairs: &[(&str, &str)]) -> HeaderMap {
+    pairs
+        .iter()
+        .map(|(name, value)| {
+            let name = HeaderName::try_from(*name).unwrap_or_else(|error| panic!("header name {name:?}: {error}"));
+            let value = HeaderValue::try_from(*value).unwrap_or_else(|error| panic!("header {name}: {error}"));
+            (name, value)
+        })
+        .collect()
+}

@@ -26,10 +26,10 @@ fn AccountCard(title: &'static str, children: Children) -> impl IntoView {
 }
 
 /// The form of sign-up and sign-in: its fields (`children`), the problems the backend answers, and a button labelled
-/// `action` that posts `request()` to `path`; a success keeps the session and opens the home feed.
+/// `action` that posts `request()` to `path` in a `submit {name}` span; a success keeps the session and opens the home
+/// feed.
 #[component]
 fn AccountForm<MakeRequest, Request>(
-    /// The submitter's name in traces (`signup`, `signin`).
     name: &'static str,
     path: &'static str,
     action: &'static str,
