@@ -3,7 +3,7 @@
 //! a throwaway Postgres, with tracing off, to OTLP only, to X-Ray only, and to both (to local sinks that count what
 //! they receive). X-Ray samples as the backend does by default: the sinks serve no sampling rules, so X-Ray's default
 //! rule applies (1 trace per second, then 5%); the backend inherits the environment, so `AWS_XRAY_SAMPLING_RULES`
-//! measures another rule (every trace: `{"version": 2, "default": {"fixed_target": 0, "rate": 1.0}}`).
+//! measures another rule (every trace: [`crate::stack::EVERY_TRACE`]).
 //!
 //! Requests/s and p99 depend on what else the machine runs (wrk, Postgres and the sinks share its cores with the
 //! backend). The CPU time the backend process spent (`utime + stime` of `/proc/<pid>/stat`, every thread, exporter

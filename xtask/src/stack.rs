@@ -13,6 +13,10 @@ use crate::install;
 use crate::process::{Services, cargo, step, wait_for_port, workspace_root};
 use crate::sinks::HttpSink;
 
+/// X-Ray sampling rules that take every trace: `cruddur_telemetry::sampling::EVERY_TRACE`, written here so that
+/// xtask builds without the telemetry crate (a test keeps the two equal).
+pub(crate) const EVERY_TRACE: &str = r#"{"version": 2, "default": {"fixed_target": 0, "rate": 1.0}}"#;
+
 /// Where the backend sends OTLP, and the headers it sends with it (`OTEL_EXPORTER_OTLP_HEADERS`).
 pub(crate) struct Otlp<'a> {
     pub(crate) endpoint: &'a str,
@@ -63,7 +67,7 @@ impl Stack {
             .env("FRONTEND_URL", format!("http://{frontend}"))
             .env("AWS_XRAY_DAEMON_ADDRESS", daemon.to_string())
             // Every trace to X-Ray (not X-Ray's default sample): the checks follow one request there.
-            .env("AWS_XRAY_SAMPLING_RULES", r#"{"version": 2, "default": {"fixed_target": 0, "rate": 1.0}}"#)
+            .env("AWS_XRAY_SAMPLING_RULES", EVERY_TRACE)
             .env_remove("HONEYCOMB_API_KEY")
             .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
         match otlp {
@@ -114,4 +118,12 @@ pub(crate) fn delivered_to_xray(xray_api: &HttpSink, root: &str) -> bool {
 
 fn free_port() -> std::io::Result<SocketAddr> {
     TcpListener::bind("127.0.0.1:0")?.local_addr()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_trace_is_the_telemetry_crates_rule() {
+        assert_eq!(super::EVERY_TRACE, cruddur_telemetry::sampling::EVERY_TRACE);
+    }
 }

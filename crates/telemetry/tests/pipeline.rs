@@ -417,9 +417,7 @@ impl Harness {
         }
         self.sink.segments().iter().filter_map(Segment::otlp_trace_id).collect()
     }
-}
 
-impl Harness {
     /// Waits until the daemon's rule sampling every `/api/status/*` request applies: before it, X-Ray's default rule
     /// takes 1 a second and 5% of the others, so ten in a row sampled is the rule.
     async fn wait_for_the_status_rule(&self, within: std::time::Duration) {
