@@ -102,92 +102,155 @@ pub async fn run(
     counters: Counters,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), DaemonError> {
-    let io = |context: &str| {
-        let context = context.to_owned();
-        move |source| DaemonError::Io { context, source }
-    };
-    let udp_address = sockets.udp.local_addr().map_err(io("UDP address"))?;
-    let tcp_address = sockets.tcp.local_addr().map_err(io("TCP address"))?;
-    let forward = match &config.console {
-        None => true,
-        Some(_) => match can_forward(&sdk).await {
-            Ok(()) => true,
-            Err(reason) => {
-                tracing::info!(
-                    "{reason}: console only, nothing is forwarded to X-Ray; traces are kept at http://{tcp_address}/"
-                );
-                false
-            }
-        },
-    };
-    let console = match &config.console {
-        Some(console_config) => {
-            let mut console_config = console_config.clone();
-            console_config.serve_sampling = !forward;
-            let console = xray_console::Console::start(console_config)
-                .map_err(|error| DaemonError::Config(format!("console: {error}")))?;
-            tracing::info!(
-                console = %format!("http://{tcp_address}/"),
-                traces = config.console.as_ref().map(|c| c.limits.max_traces),
-                bytes = config.console.as_ref().map(|c| c.limits.max_bytes),
-                "X-Ray console: recent traces, the X-Ray read API and OTLP/HTTP (/v1/traces) on the TCP port"
-            );
-            Some(console)
-        }
-        None => None,
-    };
+    let udp_address = sockets.udp.local_addr().map_err(io_error("UDP address"))?;
+    let tcp_address = sockets.tcp.local_addr().map_err(io_error("TCP address"))?;
+    let forward = forwards(config, &sdk, tcp_address).await;
+    let console = start_console(config, forward, tcp_address)?;
+    let stop = stop_signal(shutdown);
+    let upstream = if forward { Some(upstream(config, sdk, udp_address, tcp_address).await?) } else { None };
+    if upstream.is_none() {
+        tracing::info!(udp = %udp_address, tcp = %tcp_address, "X-Ray daemon started");
+    }
+    let tcp_server = serve_tcp(sockets.tcp, tcp_router(console.as_ref(), upstream.as_ref()), stop.clone());
+    let buffer_limit = config.buffer_bytes as u64;
 
+    let Some(Upstream { client, .. }) = upstream else {
+        receive(&sockets.udp, None, console.as_ref(), &counters, buffer_limit, stop).await;
+        let _ = tcp_server.await;
+        log_totals(&counters, console.as_ref());
+        return Ok(());
+    };
+    let reporter = Arc::new(reporter(config, client.clone(), counters.clone()));
+    let reporting = tokio::spawn({
+        let reporter = reporter.clone();
+        async move { reporter.run().await }
+    });
+    let (documents, queue) = mpsc::unbounded_channel();
+    let (set_deadline, deadline) = sender::FlushDeadline::new();
+    let sending = tokio::spawn(segment_sender(config, client, counters.clone()).run(queue, deadline));
+
+    receive(&sockets.udp, Some(documents), console.as_ref(), &counters, buffer_limit, stop).await;
+    // The receiving side is closed: the sender drains the queue and flushes, within the deadline.
+    let _ = set_deadline.send(Some(tokio::time::Instant::now() + config.flush_timeout));
+    let _ = sending.await;
+    let _ = tcp_server.await;
+    reporting.abort();
+    // The last interval's record, unless X-Ray is unreachable: then stopping matters more.
+    let _ = tokio::time::timeout(FINAL_REPORT_TIMEOUT, reporter.report()).await;
+    log_totals(&counters, console.as_ref());
+    Ok(())
+}
+
+fn io_error(context: &str) -> impl FnOnce(std::io::Error) -> DaemonError {
+    let context = context.to_owned();
+    move |source| DaemonError::Io { context, source }
+}
+
+/// Whether segments are forwarded to X-Ray: always without a console; with one, when `sdk` has a region and
+/// credentials (else the console alone keeps them).
+async fn forwards(config: &Config, sdk: &SdkConfig, tcp_address: SocketAddr) -> bool {
+    if config.console.is_none() {
+        return true;
+    }
+    match can_forward(sdk).await {
+        Ok(()) => true,
+        Err(reason) => {
+            tracing::info!(
+                "{reason}: console only, nothing is forwarded to X-Ray; traces are kept at http://{tcp_address}/"
+            );
+            false
+        }
+    }
+}
+
+/// The console, when configured; it answers the sampling API itself when nothing is forwarded.
+fn start_console(
+    config: &Config,
+    forward: bool,
+    tcp_address: SocketAddr,
+) -> Result<Option<xray_console::Console>, DaemonError> {
+    let Some(console_config) = &config.console else { return Ok(None) };
+    let mut console_config = console_config.clone();
+    console_config.serve_sampling = !forward;
+    let console = xray_console::Console::start(console_config)
+        .map_err(|error| DaemonError::Config(format!("console: {error}")))?;
+    tracing::info!(
+        console = %format!("http://{tcp_address}/"),
+        traces = config.console.as_ref().map(|c| c.limits.max_traces),
+        bytes = config.console.as_ref().map(|c| c.limits.max_bytes),
+        "X-Ray console: recent traces, the X-Ray read API and OTLP/HTTP (/v1/traces) on the TCP port"
+    );
+    Ok(Some(console))
+}
+
+/// A watch that turns true once `shutdown` completes.
+fn stop_signal(shutdown: impl Future<Output = ()> + Send + 'static) -> tokio::sync::watch::Receiver<bool> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         shutdown.await;
         let _ = stop_tx.send(true);
     });
+    stop_rx
+}
 
-    let upstream = if forward {
-        let endpoint = aws::endpoint(config, &sdk).await?;
-        let client = xray_client(&sdk, &endpoint);
-        tracing::info!(
-            udp = %udp_address,
-            tcp = %tcp_address,
-            endpoint,
-            region = ?sdk.region(),
-            buffer_bytes = config.buffer_bytes,
-            "X-Ray daemon started"
-        );
-        Some((proxy::Proxy { sdk, endpoint, client: proxy_client(config)? }, client))
-    } else {
-        tracing::info!(udp = %udp_address, tcp = %tcp_address, "X-Ray daemon started");
-        None
-    };
+/// Where segments and proxied calls go: X-Ray's endpoint, with the proxy and the `PutTraceSegments` client.
+struct Upstream {
+    proxy: proxy::Proxy,
+    client: aws_sdk_xray::Client,
+}
 
-    let router = match (&console, &upstream) {
-        (Some(console), Some((proxy, _))) => console.router().merge(proxy::router(proxy.clone())),
+async fn upstream(
+    config: &Config,
+    sdk: SdkConfig,
+    udp_address: SocketAddr,
+    tcp_address: SocketAddr,
+) -> Result<Upstream, DaemonError> {
+    let endpoint = aws::endpoint(config, &sdk).await?;
+    let client = xray_client(&sdk, &endpoint);
+    tracing::info!(
+        udp = %udp_address,
+        tcp = %tcp_address,
+        endpoint,
+        region = ?sdk.region(),
+        buffer_bytes = config.buffer_bytes,
+        "X-Ray daemon started"
+    );
+    Ok(Upstream { proxy: proxy::Proxy { sdk, endpoint, client: proxy_client(config)? }, client })
+}
+
+/// The TCP port's routes: the console's, the signing proxy's, or both (the console's first).
+fn tcp_router(console: Option<&xray_console::Console>, upstream: Option<&Upstream>) -> axum::Router {
+    match (console, upstream) {
+        (Some(console), Some(upstream)) => console.router().merge(proxy::router(upstream.proxy.clone())),
         (Some(console), None) => console.router().fallback(unknown_operation),
-        (None, Some((proxy, _))) => proxy::router(proxy.clone()),
+        (None, Some(upstream)) => proxy::router(upstream.proxy.clone()),
         (None, None) => unreachable!("without a console the daemon always forwards"),
-    };
-    let mut proxy_stop = stop_rx.clone();
-    let proxy_task = tokio::spawn(async move {
-        let served = axum::serve(sockets.tcp, router)
+    }
+}
+
+/// Serves the TCP port until `stop`.
+fn serve_tcp(
+    listener: TcpListener,
+    router: axum::Router,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let served = axum::serve(listener, router)
             .with_graceful_shutdown(async move {
-                let _ = proxy_stop.wait_for(|stop| *stop).await;
+                let _ = stop.wait_for(|stop| *stop).await;
             })
             .await;
         if let Err(error) = served {
             tracing::error!(%error, "the TCP server stopped");
         }
-    });
+    })
+}
 
-    let Some((_, client)) = upstream else {
-        receive(&sockets.udp, None, console.as_ref(), &counters, config.buffer_bytes as u64, stop_rx).await;
-        let _ = proxy_task.await;
-        log_totals(&counters, console.as_ref());
-        return Ok(());
-    };
-
-    let reporter = Arc::new(reporting::Reporter {
-        client: client.clone(),
-        counters: counters.clone(),
+/// The telemetry reporter (`PutTelemetryRecords` and the log line).
+fn reporter(config: &Config, client: aws_sdk_xray::Client, counters: Counters) -> reporting::Reporter {
+    reporting::Reporter {
+        client,
+        counters,
         interval: config.telemetry_interval,
         resource_arn: config.resource_arn.clone(),
         hostname: config.hostname.clone().or_else(|| {
@@ -198,33 +261,18 @@ pub async fn run(
         }),
         instance_id: config.instance_id.clone(),
         state: Default::default(),
-    });
-    let reporting_task = tokio::spawn({
-        let reporter = reporter.clone();
-        async move { reporter.run().await }
-    });
+    }
+}
 
-    let (documents, queue) = mpsc::unbounded_channel();
-    let sender = sender::Sender {
+/// What batches segments into `PutTraceSegments` calls.
+fn segment_sender(config: &Config, client: aws_sdk_xray::Client, counters: Counters) -> sender::Sender {
+    sender::Sender {
         client,
-        counters: counters.clone(),
+        counters,
         concurrency: config.concurrency,
         batch_idle: config.batch_idle,
         failures_log: Arc::new(RateLimitedLog::new(Duration::from_secs(10))),
-    };
-    let (set_deadline, deadline) = sender::FlushDeadline::new();
-    let sending = tokio::spawn(sender.run(queue, deadline));
-
-    receive(&sockets.udp, Some(documents), console.as_ref(), &counters, config.buffer_bytes as u64, stop_rx).await;
-    // The receiving side is closed: the sender drains the queue and flushes, within the deadline.
-    let _ = set_deadline.send(Some(tokio::time::Instant::now() + config.flush_timeout));
-    let _ = sending.await;
-    let _ = proxy_task.await;
-    reporting_task.abort();
-    // The last interval's record, unless X-Ray is unreachable: then stopping matters more.
-    let _ = tokio::time::timeout(FINAL_REPORT_TIMEOUT, reporter.report()).await;
-    log_totals(&counters, console.as_ref());
-    Ok(())
+    }
 }
 
 fn log_totals(counters: &Counters, console: Option<&xray_console::Console>) {
