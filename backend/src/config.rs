@@ -1,6 +1,7 @@
 //! The backend's configuration: flags, each with an environment variable of the shared contract.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
 
 use chrono::TimeDelta;
 use clap::Parser;
@@ -31,6 +32,11 @@ pub struct Config {
     /// Largest number of pooled database connections.
     #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 10)]
     pub database_max_connections: u32,
+
+    /// Longest a request's database statement may run, in milliseconds, before Postgres cancels it and the request
+    /// answers 503 (also the longest a request waits for a free pooled connection); 0: no limit.
+    #[arg(long, env = "DATABASE_STATEMENT_TIMEOUT_MS", default_value_t = 3000)]
+    pub database_statement_timeout_ms: u64,
 
     /// Origin(s) of the frontend allowed by CORS, comma separated.
     #[arg(long, env = "FRONTEND_URL", default_value = "http://localhost:3000", value_delimiter = ',', value_parser = parse_origin)]
@@ -92,6 +98,10 @@ impl Config {
         })
     }
 
+    pub fn statement_timeout(&self) -> Duration {
+        Duration::from_millis(self.database_statement_timeout_ms)
+    }
+
     pub fn listen_address(&self) -> SocketAddr {
         SocketAddr::new(self.bind_address, self.port)
     }
@@ -120,6 +130,7 @@ mod tests {
     fn defaults_follow_the_shared_contract() {
         let config = parse(&[]).unwrap();
         assert_eq!(config.port, 4567);
+        assert_eq!(config.statement_timeout(), Duration::from_secs(3));
         assert_eq!(config.frontend_url, vec![HeaderValue::from_static("http://localhost:3000")]);
     }
 

@@ -23,8 +23,11 @@ pub enum ApiError {
     /// A unique value is already taken (409).
     #[error("conflict: {0:?}")]
     Conflict(ErrorKey),
+    /// The database did not answer within the statement timeout, or no pooled connection freed up as long (503).
+    #[error("the database did not answer in time (DATABASE_STATEMENT_TIMEOUT_MS): {0}")]
+    Timeout(#[source] sqlx::Error),
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(#[source] sqlx::Error),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -41,6 +44,7 @@ impl ApiError {
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Timeout(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Database(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -52,8 +56,23 @@ impl ApiError {
                 vec![*key]
             }
             Self::NotFound => vec![ErrorKey::NotFound],
+            Self::Timeout(_) => vec![ErrorKey::Timeout],
             Self::Database(_) | Self::Internal(_) => vec![ErrorKey::Internal],
         }
+    }
+}
+
+/// Postgres's SQLSTATE for a statement it cancelled: here, always the statement timeout (the backend cancels nothing).
+const QUERY_CANCELED: &str = "57014";
+
+impl From<sqlx::Error> for ApiError {
+    fn from(error: sqlx::Error) -> Self {
+        let timed_out = match &error {
+            sqlx::Error::PoolTimedOut => true,
+            sqlx::Error::Database(db_error) => db_error.code().as_deref() == Some(QUERY_CANCELED),
+            _ => false,
+        };
+        if timed_out { Self::Timeout(error) } else { Self::Database(error) }
     }
 }
 

@@ -9,6 +9,7 @@ pub mod config;
 pub mod db;
 mod error;
 mod extract;
+mod feeds;
 mod routes;
 pub mod seed;
 
@@ -81,17 +82,20 @@ pub enum StartError {
 }
 
 /// The API as `config` sets it up, ready to serve: the database connected, migrated, and seeded when
-/// `SEED_IF_EMPTY` is set and it has no users; its queries' spans name that database in `telemetry`, and the router
+/// `SEED_IF_EMPTY` is set and it has no users, with the sweep of expired activities running in the background; its queries' spans name that database in `telemetry`, and the router
 /// relays browser spans there.
 pub async fn start(config: &Config, telemetry: &Telemetry) -> Result<Router, StartError> {
     let database_url = config.database_url()?;
     telemetry.set_database(DatabaseTarget::from_url(database_url).map_err(StartError::DatabaseUrl)?);
     let tokens = config.tokens()?;
-    let db = db::connect(database_url, config.database_max_connections).await.map_err(StartError::Connect)?;
-    db::MIGRATOR.run(&db).await?;
+    let db = db::connect(database_url, config.database_max_connections, config.statement_timeout())
+        .await
+        .map_err(StartError::Connect)?;
+    db::migrate(database_url).await?;
     if config.seed_if_empty && seed::load_if_empty(&db).await.map_err(StartError::Seed)? {
         tracing::info!(password = seed::SEED_PASSWORD, "seed loaded: andrewbrown, altbrown, bayko, londo");
     }
+    tokio::spawn(db::sweep_expired(db.clone()));
     Ok(app(AppState { db, tokens }, config.frontend_url.clone(), telemetry.relay()))
 }
 

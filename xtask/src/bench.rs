@@ -12,12 +12,19 @@
 //!
 //! The release build goes to `$CARGO_TARGET_DIR` (default `target/`), so a directory of its own keeps a shared
 //! target's lock free while the benchmark builds.
+//!
+//! `--cruds 1000,1000000` measures how the API scales instead: for each size, a database of its own is seeded,
+//! bulk-loaded with that many cruds plus replies and messages in proportion (`backend/sql/bulk_load.sql`, the data
+//! the backend's query-plan test uses), and every read route is measured on it; the table compares each route's
+//! requests/s and p99 across the sizes.
 
+use std::fmt::Write as _;
+use std::io::Write as _;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::ValueEnum;
@@ -29,6 +36,10 @@ use crate::sinks::{HttpSink, SegmentSink};
 
 /// The backend binary's name as the kernel shows it (`comm`, at most 15 bytes).
 const BACKEND: &str = "cruddur-backend";
+
+/// The seed account the signed-in routes are measured as, and the seed's password (see the README).
+const SEED_EMAIL: &str = "andrew@exampro.co";
+const SEED_PASSWORD: &str = "cruddur-password";
 
 #[derive(clap::Args)]
 pub(crate) struct Args {
@@ -47,6 +58,10 @@ pub(crate) struct Args {
     /// Measure this backend binary instead of building one (to compare two builds on the same machine state).
     #[arg(long, value_name = "PATH")]
     backend: Option<PathBuf>,
+    /// Measure every read route on databases bulk-loaded with this many cruds (plus replies and messages in
+    /// proportion), side by side, e.g. `1000,1000000`; with tracing off unless `--tracing` names one mode.
+    #[arg(long, value_delimiter = ',', value_name = "N,...")]
+    cruds: Vec<u32>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -98,9 +113,12 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         }
     };
     let cluster = Cluster::start_throwaway()?;
-    cluster.ensure_database("bench")?;
     let otlp = HttpSink::start(false)?;
     let xray = SegmentSink::start()?;
+    if !args.cruds.is_empty() {
+        return scaling(&args, &binary, &cluster, &otlp, &xray);
+    }
+    cluster.ensure_database("bench")?;
 
     let modes = match args.tracing {
         Tracing::All => vec![Tracing::Off, Tracing::Otlp, Tracing::Xray, Tracing::Both, Tracing::DeadOtlp],
@@ -110,7 +128,9 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     for round in 1..=args.rounds.max(1) {
         for &mode in &modes {
             let (exports, segments) = (otlp.exports.load(Ordering::Relaxed), xray.segments.load(Ordering::Relaxed));
-            let measured = measure(&args, &binary, &cluster, mode, &otlp, &xray)?;
+            let backend = Backend::start(&binary, &cluster, "bench", mode, &otlp, &xray)?;
+            let measured = backend.measure(&args, "/api/activities/home", None)?;
+            backend.stop()?;
             println!(
                 "{:<13} {:>7.0} requests/s  p99 {:>6.2} ms  CPU {:>6.1} µs/request ({:.2} cores)  non-2xx {}  \
                  (round {round}; OTLP exports received: {}, X-Ray datagrams: {})",
@@ -179,71 +199,207 @@ fn release_binary() -> PathBuf {
     target.join("release").join(BACKEND)
 }
 
-fn measure(
-    args: &Args,
-    binary: &Path,
-    cluster: &Cluster,
-    mode: Tracing,
-    otlp: &HttpSink,
-    xray: &SegmentSink,
-) -> anyhow::Result<Measured> {
-    let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let mut backend = Command::new(binary);
-    backend
-        .env("DATABASE_URL", cluster.url("bench"))
-        .env("PORT", port.to_string())
-        .env("BIND_ADDRESS", "127.0.0.1")
-        .env("SEED_IF_EMPTY", "true")
-        .env("RUST_LOG", "warn")
-        .env("OTEL_SERVICE_NAME", "cruddur-backend-bench")
-        .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
-    if matches!(mode, Tracing::Otlp | Tracing::Both) {
-        backend.env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{}", otlp.address));
-    } else if mode == Tracing::DeadOtlp {
-        let closed = TcpListener::bind("127.0.0.1:0")?.local_addr()?;
-        backend.env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{closed}"));
-    } else {
-        backend.env_remove("OTEL_EXPORTER_OTLP_ENDPOINT");
-    }
-    if matches!(mode, Tracing::Xray | Tracing::Both) {
-        backend.env("AWS_XRAY_SDK_ENABLED", "true").env("AWS_XRAY_DAEMON_ADDRESS", xray.address.to_string());
-    } else {
-        backend.env("AWS_XRAY_SDK_ENABLED", "false");
-    }
-    let mut services = Services::new()?;
-    services.start("backend", &mut backend)?;
-    wait_for_port(SocketAddr::from(([127, 0, 0, 1], port)), Duration::from_secs(60))?;
-    let pid = backend_pid()?;
+/// The release backend on `database` (migrated, and seeded when empty), exporting as `mode` says.
+struct Backend {
+    services: Services,
+    port: u16,
+    pid: u32,
+}
 
-    let url = format!("http://127.0.0.1:{port}/api/activities/home");
-    // Warm the connection pool and the statement caches before measuring.
-    wrk(&url, 2, args.connections)?;
-    let cpu_before = cpu_ticks(pid)?;
-    let output = wrk(&url, args.seconds, args.connections)?;
-    let cpu_after = cpu_ticks(pid)?;
-    services.check_running()?;
-    services.stop();
+impl Backend {
+    fn start(
+        binary: &Path,
+        cluster: &Cluster,
+        database: &str,
+        mode: Tracing,
+        otlp: &HttpSink,
+        xray: &SegmentSink,
+    ) -> anyhow::Result<Self> {
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let mut backend = Command::new(binary);
+        backend
+            .env("DATABASE_URL", cluster.url(database))
+            .env("PORT", port.to_string())
+            .env("BIND_ADDRESS", "127.0.0.1")
+            .env("SEED_IF_EMPTY", "true")
+            .env("RUST_LOG", "warn")
+            .env("OTEL_SERVICE_NAME", "cruddur-backend-bench")
+            .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
+        if matches!(mode, Tracing::Otlp | Tracing::Both) {
+            backend.env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{}", otlp.address));
+        } else if mode == Tracing::DeadOtlp {
+            let closed = TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+            backend.env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{closed}"));
+        } else {
+            backend.env_remove("OTEL_EXPORTER_OTLP_ENDPOINT");
+        }
+        if matches!(mode, Tracing::Xray | Tracing::Both) {
+            backend.env("AWS_XRAY_SDK_ENABLED", "true").env("AWS_XRAY_DAEMON_ADDRESS", xray.address.to_string());
+        } else {
+            backend.env("AWS_XRAY_SDK_ENABLED", "false");
+        }
+        let mut services = Services::new()?;
+        services.start("backend", &mut backend)?;
+        wait_for_port(SocketAddr::from(([127, 0, 0, 1], port)), Duration::from_secs(60))?;
+        Ok(Self { services, port, pid: backend_pid()? })
+    }
 
-    let requests: f64 = output
-        .lines()
-        .find_map(|line| line.trim().split_once(" requests in "))
-        .context("wrk printed no request count")?
-        .0
-        .trim()
-        .parse()?;
-    let cpu_seconds = (cpu_after - cpu_before) as f64 / clock_ticks_per_second();
-    Ok(Measured {
-        requests_per_second: field(&output, "Requests/sec:").context("wrk printed no Requests/sec")?.parse()?,
-        p99_ms: output
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// `GET path` under load (with `token` as the bearer when given), after a short warm-up that fills the
+    /// connection pool and the statement caches.
+    fn measure(&self, args: &Args, path: &str, token: Option<&str>) -> anyhow::Result<Measured> {
+        let url = self.url(path);
+        wrk(&url, token, 2, args.connections)?;
+        let cpu_before = cpu_ticks(self.pid)?;
+        let output = wrk(&url, token, args.seconds, args.connections)?;
+        let cpu_after = cpu_ticks(self.pid)?;
+        let requests: f64 = output
             .lines()
-            .map(str::trim)
-            .find_map(|line| line.strip_prefix("99%"))
-            .and_then(|p99| milliseconds(p99.trim()))
-            .context("wrk printed no 99% latency")?,
-        non_2xx: field(&output, "Non-2xx or 3xx responses:").unwrap_or("0").parse()?,
-        cpu_us_per_request: 1e6 * cpu_seconds / requests.max(1.0),
-        cores: cpu_seconds / f64::from(args.seconds),
+            .find_map(|line| line.trim().split_once(" requests in "))
+            .context("wrk printed no request count")?
+            .0
+            .trim()
+            .parse()?;
+        let cpu_seconds = (cpu_after - cpu_before) as f64 / clock_ticks_per_second();
+        Ok(Measured {
+            requests_per_second: field(&output, "Requests/sec:").context("wrk printed no Requests/sec")?.parse()?,
+            p99_ms: output
+                .lines()
+                .map(str::trim)
+                .find_map(|line| line.strip_prefix("99%"))
+                .and_then(|p99| milliseconds(p99.trim()))
+                .context("wrk printed no 99% latency")?,
+            non_2xx: field(&output, "Non-2xx or 3xx responses:").unwrap_or("0").parse()?,
+            cpu_us_per_request: 1e6 * cpu_seconds / requests.max(1.0),
+            cores: cpu_seconds / f64::from(args.seconds),
+        })
+    }
+
+    fn stop(mut self) -> anyhow::Result<()> {
+        self.services.check_running()?;
+        self.services.stop();
+        Ok(())
+    }
+}
+
+/// One read route as measured: its name in the table, its path, whether it is measured signed in.
+struct Route {
+    name: &'static str,
+    path: String,
+    signed_in: bool,
+}
+
+/// `--cruds`: every read route at every size, then the table that compares them.
+fn scaling(args: &Args, binary: &Path, cluster: &Cluster, otlp: &HttpSink, xray: &SegmentSink) -> anyhow::Result<()> {
+    let mode = if args.tracing == Tracing::All { Tracing::Off } else { args.tracing };
+    let mut sizes: Vec<(u32, Vec<(&'static str, Measured)>)> = Vec::new();
+    for &cruds in &args.cruds {
+        let database = format!("bench_{cruds}");
+        cluster.ensure_database(&database)?;
+        let backend = Backend::start(binary, cluster, &database, mode, otlp, xray)?;
+        let loading = Instant::now();
+        bulk_load(cluster, &database, cruds)?;
+        eprintln!("{cruds} cruds loaded in {:.0?}", loading.elapsed());
+        let (token, routes) = read_routes(&backend, cruds)?;
+        let mut measured = Vec::new();
+        for route in routes {
+            let result = backend.measure(args, &route.path, route.signed_in.then_some(token.as_str()))?;
+            println!(
+                "{cruds:>9} cruds  {:<28} {:>7.0} requests/s  p99 {:>7.2} ms  CPU {:>6.1} µs/request  non-2xx {}  ({})",
+                route.name,
+                result.requests_per_second,
+                result.p99_ms,
+                result.cpu_us_per_request,
+                result.non_2xx,
+                route.path,
+            );
+            measured.push((route.name, result));
+        }
+        backend.stop()?;
+        sizes.push((cruds, measured));
+    }
+    println!("\n{}", scaling_table(&sizes));
+    println!("({} connections, {} s per route, {})", args.connections, args.seconds, mode.label());
+    Ok(())
+}
+
+/// Runs `backend/sql/bulk_load.sql` with `cruddur.bulk_cruds = cruds`.
+fn bulk_load(cluster: &Cluster, database: &str, cruds: u32) -> anyhow::Result<()> {
+    let script = workspace_root().join("backend/sql/bulk_load.sql");
+    let mut wrapper = tempfile::NamedTempFile::new()?;
+    writeln!(wrapper, "SET cruddur.bulk_cruds = {cruds};")?;
+    writeln!(wrapper, "\\i '{}'", script.display())?;
+    cluster.execute_file(database, wrapper.path()).with_context(|| format!("bulk-loading {cruds} cruds"))
+}
+
+/// The read routes, with ids from the loaded data: the crud in the middle of the feed (`crud <n/2>:`) is the cursor
+/// of a page deep in the feed and the crud whose replies are read; the conversation is the seed user's first.
+fn read_routes(backend: &Backend, cruds: u32) -> anyhow::Result<(String, Vec<Route>)> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let client = reqwest::Client::new();
+        let signin = serde_json::json!({"email": SEED_EMAIL, "password": SEED_PASSWORD});
+        let answer: serde_json::Value =
+            client.post(backend.url("/api/auth/signin")).json(&signin).send().await?.error_for_status()?.json().await?;
+        let token = answer["token"].as_str().context("sign-in answered no token")?.to_owned();
+        let get = |path: String| {
+            let request = client.get(backend.url(&path)).bearer_auth(&token);
+            async move { anyhow::Ok(request.send().await?.error_for_status()?.json::<serde_json::Value>().await?) }
+        };
+        let middle = cruds / 2 - cruds / 2 % 3;
+        let found = get(format!("/api/activities/search?term=crud%20{middle}:")).await?;
+        let crud = found.get(0).context("the middle crud is not found: was the bulk load complete?")?;
+        let (crud_uuid, author) =
+            (crud["uuid"].as_str().unwrap_or_default(), crud["handle"].as_str().unwrap_or_default());
+        let groups = get("/api/message_groups".to_owned()).await?;
+        let group = groups.get(0).context("the seed user has no conversation")?;
+        let (group_uuid, other) =
+            (group["uuid"].as_str().unwrap_or_default(), group["handle"].as_str().unwrap_or_default());
+        let route = |name, path: String, signed_in| Route { name, path, signed_in };
+        let routes = vec![
+            route("home", "/api/activities/home".to_owned(), false),
+            route("home, a page mid-feed", format!("/api/activities/home?before={crud_uuid}"), false),
+            route("profile", "/api/activities/@andrewbrown".to_owned(), false),
+            route("crud and its replies", format!("/api/activities/@{author}/status/{crud_uuid}"), false),
+            route("one activity", format!("/api/activities/{crud_uuid}"), false),
+            route("notifications", "/api/activities/notifications".to_owned(), true),
+            route("search, common term", "/api/activities/search?term=postgres".to_owned(), false),
+            route("search, one old crud", "/api/activities/search?term=haystackneedle".to_owned(), false),
+            route("conversations", "/api/message_groups".to_owned(), true),
+            route("conversation", format!("/api/messages/{group_uuid}"), true),
+            route("conversation by handle", format!("/api/messages/@{other}"), true),
+            route("short profile", "/api/users/@andrewbrown/short".to_owned(), false),
+        ];
+        Ok((token, routes))
     })
+}
+
+/// The README's table: per route, requests/s and p99 at each size, and the share of the smallest size's requests/s
+/// the largest keeps.
+fn scaling_table(sizes: &[(u32, Vec<(&'static str, Measured)>)]) -> String {
+    let mut table = String::from("| route |");
+    for (cruds, _) in sizes {
+        let _ = write!(table, " {cruds} cruds: requests/s | p99 |");
+    }
+    table.push_str(" kept |\n|---|");
+    table.push_str(&"---|---|".repeat(sizes.len()));
+    table.push_str("---|\n");
+    let Some((_, first)) = sizes.first() else { return table };
+    for (index, (name, smallest)) in first.iter().enumerate() {
+        let _ = write!(table, "| {name} |");
+        let mut largest = smallest;
+        for (_, measured) in sizes {
+            if let Some((_, result)) = measured.get(index) {
+                let _ = write!(table, " {:.0} | {:.1} ms |", result.requests_per_second, result.p99_ms);
+                largest = result;
+            }
+        }
+        let _ = writeln!(table, " {:.0}% |", 100.0 * largest.requests_per_second / smallest.requests_per_second);
+    }
+    table
 }
 
 /// The pid of the backend we started: our child named [`BACKEND`].
@@ -302,12 +458,13 @@ fn milliseconds(text: &str) -> Option<f64> {
     Some(number * scale)
 }
 
-fn wrk(url: &str, seconds: u32, connections: u32) -> anyhow::Result<String> {
-    let output = Command::new("wrk")
-        .args(["--threads", "2", "--connections", &connections.to_string(), "--duration", &format!("{seconds}s")])
-        .args(["--latency", url])
-        .output()
-        .context("running wrk")?;
+fn wrk(url: &str, token: Option<&str>, seconds: u32, connections: u32) -> anyhow::Result<String> {
+    let mut command = Command::new("wrk");
+    command.args(["--threads", "2", "--connections", &connections.to_string(), "--duration", &format!("{seconds}s")]);
+    if let Some(token) = token {
+        command.args(["--header", &format!("Authorization: Bearer {token}")]);
+    }
+    let output = command.args(["--latency", url]).output().context("running wrk")?;
     if !output.status.success() {
         bail!("wrk failed: {}", String::from_utf8_lossy(&output.stderr));
     }

@@ -218,6 +218,9 @@ impl Journey<'_> {
         ensure!(self.client.current_url().await?.path().starts_with("/messages/"), "the conversation's page");
         self.open("/messages").await?;
         self.wait_for_text(".message_groups .last_message", "Hello Bayko, from the e2e test.").await?;
+        self.open("/messages/@bayko").await?;
+        self.wait_for_text("h1", "Messages with Andrew Bayko").await?;
+        self.wait_for_text(".messages .message p", "Hello Bayko, from the e2e test.").await?;
         Ok(())
     }
 

@@ -44,9 +44,9 @@ async fn signup(
         sqlx::Error::Database(db_error) => match db_error.constraint() {
             Some("users_handle_key") => ApiError::Conflict(ErrorKey::HandleTaken),
             Some("users_email_key") => ApiError::Conflict(ErrorKey::EmailTaken),
-            _ => ApiError::Database(error),
+            _ => ApiError::from(error),
         },
-        _ => ApiError::Database(error),
+        _ => ApiError::from(error),
     })?;
     tracing::info!(user = %user.uuid, handle = %user.handle, "account created");
     Ok(Json(AuthResponse { token: tokens.issue(user.uuid)?, user }))

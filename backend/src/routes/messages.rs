@@ -1,71 +1,72 @@
 //! Direct messages between two users (DynamoDB in the original, Postgres here): the caller's conversations, one
-//! conversation's messages, and sending.
+//! conversation's messages (by its uuid, or by the other person's handle), and sending.
 
 use axum::Router;
 use axum::extract::State;
 use axum::routing::{get, post};
-use cruddur_api::{CreateMessage, CreatedMessage, CrudMessage, ErrorKey, Handle, Message, MessageGroup};
+use cruddur_api::{CreateMessage, CreatedMessage, CrudMessage, ErrorKey, Handle, Message, MessageGroup, PageQuery};
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 use crate::auth::CurrentUser;
 use crate::error::all_valid;
-use crate::extract::{Json, Path};
-use crate::{ApiError, AppState};
+use crate::extract::{Json, Path, Query};
+use crate::{ApiError, AppState, feeds};
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()
         .route("/api/message_groups", get(message_groups))
+        .route("/api/messages/@{handle}", get(conversation_with_handle))
         .route("/api/messages/{message_group_uuid}", get(messages))
         .route("/api/messages", post(send))
 }
 
-/// The caller's conversations, most recently active first, each with the other person and the last message.
-async fn message_groups(State(db): State<PgPool>, user: CurrentUser) -> Result<Json<Vec<MessageGroup>>, ApiError> {
-    let groups = sqlx::query_as!(
-        MessageGroup,
-        r#"
-        SELECT me.message_group_uuid AS uuid, other.display_name, other.handle,
-               last.message AS "message!", last.created_at AS "created_at!"
-        FROM message_group_members me
-        JOIN message_group_members them
-          ON them.message_group_uuid = me.message_group_uuid AND them.user_uuid <> me.user_uuid
-        JOIN users other ON other.uuid = them.user_uuid
-        JOIN LATERAL (
-            SELECT m.message, m.created_at FROM messages m
-            WHERE m.message_group_uuid = me.message_group_uuid
-            ORDER BY m.created_at DESC LIMIT 1
-        ) last ON true
-        WHERE me.user_uuid = $1
-        ORDER BY last.created_at DESC
-        "#,
-        user.uuid
-    )
-    .fetch_all(&db)
-    .await?;
-    Ok(Json(groups))
+/// A page of the caller's conversations, most recently active first, each with the other person and the last
+/// message.
+async fn message_groups(
+    State(db): State<PgPool>,
+    user: CurrentUser,
+    Query(page): Query<PageQuery>,
+) -> Result<Json<Vec<MessageGroup>>, ApiError> {
+    Ok(Json(feeds::conversations(user.uuid, page.before).fetch_all(&db).await?))
 }
 
-/// One conversation, oldest message first. Someone else's conversation is a 404, as if it did not exist.
+/// A page of one conversation (the newest messages, or those before `before`), oldest message first. Someone
+/// else's conversation is a 404, as if it did not exist.
 async fn messages(
     State(db): State<PgPool>,
     user: CurrentUser,
     Path(group): Path<Uuid>,
+    Query(page): Query<PageQuery>,
 ) -> Result<Json<Vec<Message>>, ApiError> {
     let mut tx = db.begin().await?;
     ensure_member(&mut tx, group, user.uuid).await?;
-    let messages = sqlx::query_as!(
-        Message,
-        "SELECT m.uuid, u.display_name, u.handle, m.message, m.created_at
-         FROM messages m JOIN users u ON u.uuid = m.user_uuid
-         WHERE m.message_group_uuid = $1
-         ORDER BY m.created_at, m.uuid",
-        group
-    )
-    .fetch_all(&mut *tx)
-    .await?;
+    let messages = feeds::messages(group, page.before).fetch_all(&mut *tx).await?;
     tx.commit().await?;
-    Ok(Json(messages))
+    Ok(Json(feeds::chronologically(messages)))
+}
+
+/// The caller's conversation with `handle`, as [`messages`] pages it; empty until either of them writes (the first
+/// message, sent by handle, starts it). An unknown handle is a 404.
+async fn conversation_with_handle(
+    State(db): State<PgPool>,
+    user: CurrentUser,
+    Path(handle): Path<String>,
+    Query(page): Query<PageQuery>,
+) -> Result<Json<Vec<Message>>, ApiError> {
+    let handle = Handle::parse(&handle).map_err(|_| ApiError::NotFound)?;
+    let other = sqlx::query_scalar!("SELECT uuid FROM users WHERE handle = $1", handle.as_str())
+        .fetch_optional(&db)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let group =
+        sqlx::query_scalar!("SELECT uuid FROM message_groups WHERE direct_key = $1", direct_key(user.uuid, other))
+            .fetch_optional(&db)
+            .await?;
+    match group {
+        Some(group) => Ok(Json(feeds::chronologically(feeds::messages(group, page.before).fetch_all(&db).await?))),
+        None => Ok(Json(Vec::new())),
+    }
 }
 
 /// Sends to a conversation of the caller's, or to a person by handle (reusing the pair's conversation if any).
@@ -141,12 +142,11 @@ async fn conversation_with(tx: &mut Transaction<'_, Postgres>, caller: Uuid, han
     if other == caller {
         return Err(ApiError::invalid(ErrorKey::CannotMessageSelf));
     }
-    let (low, high) = if caller < other { (caller, other) } else { (other, caller) };
     let group = sqlx::query_scalar!(
         "INSERT INTO message_groups (direct_key) VALUES ($1)
          ON CONFLICT (direct_key) DO UPDATE SET direct_key = EXCLUDED.direct_key
          RETURNING uuid",
-        format!("{low}:{high}")
+        direct_key(caller, other)
     )
     .fetch_one(&mut **tx)
     .await?;
@@ -160,4 +160,10 @@ async fn conversation_with(tx: &mut Transaction<'_, Postgres>, caller: Uuid, han
     .execute(&mut **tx)
     .await?;
     Ok(group)
+}
+
+/// The `direct_key` of the conversation between two people: their uuids, sorted and joined.
+fn direct_key(one: Uuid, other: Uuid) -> String {
+    let (low, high) = if one < other { (one, other) } else { (other, one) };
+    format!("{low}:{high}")
 }

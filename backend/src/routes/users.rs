@@ -9,7 +9,7 @@ use sqlx::PgPool;
 use crate::auth::CurrentUser;
 use crate::error::all_valid;
 use crate::extract::{Json, Path};
-use crate::{ApiError, AppState, db};
+use crate::{ApiError, AppState, feeds};
 
 pub(super) fn router() -> Router<AppState> {
     Router::new().route("/api/users/@{handle}/short", get(short)).route("/api/profile/update", post(update_profile))
@@ -44,7 +44,7 @@ async fn update_profile(
         // A valid token for an account that no longer exists.
         return Err(ApiError::Unauthorized(ErrorKey::Unauthorized));
     }
-    db::find_profile(&db, db::ProfileKey::Uuid(user.uuid)).await?.map(Json).ok_or(ApiError::NotFound)
+    feeds::profile_by_uuid(user.uuid).fetch_optional(&db).await?.map(Json).ok_or(ApiError::NotFound)
 }
 
 /// A bio is optional: blank means none.

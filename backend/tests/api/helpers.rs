@@ -1,7 +1,9 @@
 //! `spawn_app()` and typed request helpers shared by the API tests.
 
+use std::time::Duration;
+
 use chrono::TimeDelta;
-use cruddur_api::{Activity, AuthResponse, CreateActivity, ErrorBody, ErrorKey, SignupRequest};
+use cruddur_api::{Activity, AuthResponse, CreateActivity, ErrorBody, ErrorKey, PAGE_SIZE, SignupRequest};
 use cruddur_backend::{AppState, Tokens, app, db, seed, serve};
 use cruddur_telemetry::relay::Relay;
 use http::HeaderValue;
@@ -10,6 +12,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sqlx::PgPool;
 use tokio::sync::oneshot;
+use uuid::Uuid;
 
 /// The secret the test servers sign tokens with, so tests can forge expired ones.
 pub(crate) const TEST_SECRET: &[u8] = b"test-secret-test-secret-test-secret!";
@@ -24,8 +27,14 @@ pub(crate) struct TestApp {
 
 /// The API on a fresh, migrated, empty database.
 pub(crate) async fn spawn_app() -> TestApp {
-    let db = db::connect(&test_support::postgres::fresh_database().await, 5).await.expect("connect");
-    db::MIGRATOR.run(&db).await.expect("migrate");
+    spawn_app_with_statement_timeout(Duration::from_secs(30)).await
+}
+
+/// [`spawn_app`], its database statements cancelled after `statement_timeout`.
+pub(crate) async fn spawn_app_with_statement_timeout(statement_timeout: Duration) -> TestApp {
+    let url = test_support::postgres::fresh_database().await;
+    db::migrate(&url).await.expect("migrate");
+    let db = db::connect(&url, 5, statement_timeout).await.expect("connect");
     let state = AppState { db: db.clone(), tokens: Tokens::new(TEST_SECRET, TimeDelta::hours(1)) };
     let router = app(state, vec![HeaderValue::from_static(FRONTEND_ORIGIN)], Relay::disabled());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -70,6 +79,33 @@ impl TestApp {
 
     pub(crate) async fn home(&self) -> Vec<Activity> {
         ok_json(self.get("/api/activities/home").send().await.unwrap()).await
+    }
+
+    /// Every page of the feed at `path` (signed in with `token` when given), following `before` until a page is not
+    /// full, as a client scrolls: `next_cursor` names the item of a page the next page comes before.
+    pub(crate) async fn all_pages<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        next_cursor: impl Fn(&[T]) -> Uuid,
+    ) -> Vec<Vec<T>> {
+        let mut pages: Vec<Vec<T>> = Vec::new();
+        loop {
+            let mut request = self.get(path);
+            if let Some(last) = pages.last() {
+                request = request.query(&[("before", next_cursor(last))]);
+            }
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            let page: Vec<T> = ok_json(request.send().await.unwrap()).await;
+            assert!(page.len() <= PAGE_SIZE, "a page holds at most {PAGE_SIZE}");
+            let full = page.len() == PAGE_SIZE;
+            pages.push(page);
+            if !full {
+                return pages;
+            }
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 mod activities;
 mod auth;
 mod bad_input;
+mod feeds;
 mod helpers;
 mod messages;
 mod users;

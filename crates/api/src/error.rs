@@ -45,7 +45,11 @@ pub enum ErrorKey {
     UnsupportedMediaType,
     PayloadTooLarge,
     InvalidQuery,
+    /// `GET /api/activities/search` without a term (or only spaces), as the original answered.
+    SearchTermBlank,
     TooManyRequests,
+    /// The database did not answer within the backend's statement timeout (503): busy, try again.
+    Timeout,
     Internal,
     /// A key this build does not know (a newer backend); keeps old frontends decoding new answers.
     #[serde(other)]
@@ -80,7 +84,9 @@ impl ErrorKey {
                 "The request was not understood."
             }
             Self::PayloadTooLarge => "That is too large to send.",
+            Self::SearchTermBlank => "Type something to search for.",
             Self::TooManyRequests => "Too many requests; try again in a moment.",
+            Self::Timeout => "Cruddur is busy right now; try again in a moment.",
             Self::Internal | Self::Unknown => "Something went wrong on our side.",
         }
     }

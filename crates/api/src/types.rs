@@ -49,11 +49,25 @@ pub struct CreateReply {
     pub message: String,
 }
 
-/// `GET /api/activities/search?term=`.
+/// Most items a feed answers at once; a full page means there may be more, fetched with [`PageQuery::before`].
+pub const PAGE_SIZE: usize = 40;
+
+/// The query string of every feed: `?before=<uuid>` asks for the page after the one that ended with that item.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PageQuery {
+    /// The uuid of the last item the client has (for feeds read oldest first, a thread's replies and a
+    /// conversation's messages: the first); absent for the newest page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<Uuid>,
+}
+
+/// `GET /api/activities/search?term=&before=`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SearchQuery {
     #[serde(default)]
     pub term: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<Uuid>,
 }
 
 /// A user's public profile.
@@ -66,14 +80,15 @@ pub struct Profile {
     pub cruds_count: i64,
 }
 
-/// `GET /api/activities/@{handle}`.
+/// `GET /api/activities/@{handle}`: the profile, and a page of the user's activities.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserActivities {
     pub profile: Profile,
     pub activities: Vec<Activity>,
 }
 
-/// `GET /api/activities/@{handle}/status/{activity_uuid}`: one crud and its replies, oldest reply first.
+/// `GET /api/activities/@{handle}/status/{activity_uuid}`: one crud and the newest page of its replies, listed oldest
+/// first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ActivityWithReplies {
     pub activity: Activity,

@@ -1,4 +1,4 @@
-//! The app: its state in context (session, API client, tracer), the eleven routes of the original, and a route span
+//! The app: its state in context (session, API client, tracer), the twelve routes of the original, and a route span
 //! for every navigation.
 
 use leptos::prelude::*;
@@ -11,7 +11,7 @@ use crate::auth::Session;
 use crate::config::RuntimeConfig;
 use crate::pages::{
     ConfirmPage, ConversationPage, ForgotPage, HomePage, MessagesPage, NewConversationPage, NotFoundPage,
-    NotificationsPage, ProfilePage, SigninPage, SignupPage, StatusPage,
+    NotificationsPage, PersonConversationPage, ProfilePage, SigninPage, SignupPage, StatusPage,
 };
 use crate::routes::HandleSegment;
 use crate::telemetry::Telemetry;
@@ -30,6 +30,8 @@ pub(crate) fn App(config: RuntimeConfig, telemetry: Telemetry) -> impl IntoView 
                 <Route path=path!("/notifications") view=NotificationsPage />
                 <Route path=path!("/messages") view=MessagesPage />
                 <Route path=path!("/messages/new/:handle") view=NewConversationPage />
+                // Before the conversation by uuid, whose parameter would match `@handle` too.
+                <Route path=(StaticSegment("messages"), HandleSegment) view=PersonConversationPage />
                 <Route path=path!("/messages/:message_group_uuid") view=ConversationPage />
                 <Route path=path!("/signup") view=SignupPage />
                 <Route path=path!("/signin") view=SigninPage />

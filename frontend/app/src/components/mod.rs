@@ -5,7 +5,7 @@ mod feedback;
 mod forms;
 mod layout;
 
-pub(crate) use activity::{ActivityFeed, ActivityItem, ago, now};
+pub(crate) use activity::{ActivityFeed, ActivityItem, MoreActivities, ago, next_cursor, now};
 pub(crate) use feedback::{ErrorNotice, Loaded, RequireSignIn};
 pub(crate) use forms::{CrudForm, MessageForm, Recipient, ReplyForm, Submitter, TextField};
 pub(crate) use layout::Shell;

@@ -6,18 +6,28 @@ use leptos_router::components::A;
 
 use crate::api::load;
 use crate::auth::use_session;
-use crate::components::{ActivityFeed, CrudForm, Loaded, Shell};
+use crate::components::{ActivityFeed, CrudForm, Loaded, MoreActivities, Shell, next_cursor};
 
-/// `/`: the newest cruds; a signed-in user's new crud appears at the top as soon as it is posted.
+/// A feed of activities a page at a time: the first page, then "Show more" at its end.
+fn paged_feed(path: &'static str, activities: Vec<Activity>, empty: &'static str) -> impl IntoView {
+    let cursor = next_cursor(&activities);
+    view! {
+        <ActivityFeed activities empty />
+        <MoreActivities path={path.to_owned()} cursor activities={|page: Vec<Activity>| page} />
+    }
+}
+
+/// `/`: the newest cruds, a page at a time; a signed-in user's new crud appears at the top as soon as it is posted.
 #[component]
 pub(crate) fn HomePage() -> impl IntoView {
+    const PATH: &str = "/api/activities/home";
     let session = use_session();
-    let feed = load::<Vec<Activity>>(|| "/api/activities/home".to_owned());
+    let feed = load::<Vec<Activity>>(|| PATH.to_owned());
     view! {
         <Shell>
             <h1>"Home"</h1>
             {move || session.is_signed_in().then(|| view! { <CrudForm on_posted=move |_| feed.refetch() /> })}
-            <Loaded resource=feed view=|activities| view! { <ActivityFeed activities /> } />
+            <Loaded resource=feed view=|activities| paged_feed(PATH, activities, "Nothing here yet.") />
         </Shell>
     }
 }
@@ -25,14 +35,12 @@ pub(crate) fn HomePage() -> impl IntoView {
 /// `/notifications`.
 #[component]
 pub(crate) fn NotificationsPage() -> impl IntoView {
-    let feed = load::<Vec<Activity>>(|| "/api/activities/notifications".to_owned());
+    const PATH: &str = "/api/activities/notifications";
+    let feed = load::<Vec<Activity>>(|| PATH.to_owned());
     view! {
         <Shell>
             <h1>"Notifications"</h1>
-            <Loaded
-                resource=feed
-                view=|activities| view! { <ActivityFeed activities empty="No notifications." /> }
-            />
+            <Loaded resource=feed view=|activities| paged_feed(PATH, activities, "No notifications.") />
         </Shell>
     }
 }

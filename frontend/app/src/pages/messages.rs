@@ -1,5 +1,7 @@
 //! Direct messages (signed in only): `/messages` (the conversations), `/messages/new/:handle` (the first message to
-//! someone) and `/messages/:message_group_uuid` (one conversation, oldest message first, with the message form).
+//! someone), `/messages/@:handle` (the conversation with someone, started by the first message sent there) and
+//! `/messages/:message_group_uuid` (one conversation); a conversation shows its newest messages, oldest first, with
+//! the message form.
 
 use cruddur_api::{CreatedMessage, Message, MessageGroup, UserShort};
 use leptos::prelude::*;
@@ -117,28 +119,7 @@ fn Conversation() -> impl IntoView {
     let messages = load::<Vec<Message>>(move || format!("/api/messages/{}", group.get()));
     view! {
         <h1>"Conversation"</h1>
-        <Loaded
-            resource=messages
-            view={|messages: Vec<Message>| {
-                let now = now();
-                view! {
-                    <ol class="messages">
-                        {messages
-                            .into_iter()
-                            .map(|message| {
-                                view! {
-                                    <li class="message">
-                                        <strong>{message.display_name}</strong>
-                                        <small>"@"{message.handle}" · "{ago(message.created_at, now)}</small>
-                                        <p>{message.message}</p>
-                                    </li>
-                                }
-                            })
-                            .collect_view()}
-                    </ol>
-                }
-            }}
-        />
+        <Loaded resource=messages view=message_list />
         {move || {
             group
                 .get()
@@ -149,4 +130,64 @@ fn Conversation() -> impl IntoView {
                 })
         }}
     }
+}
+
+/// `/messages/@:handle`.
+#[component]
+pub(crate) fn PersonConversationPage() -> impl IntoView {
+    view! {
+        <Shell>
+            <RequireSignIn>
+                <PersonConversation />
+            </RequireSignIn>
+        </Shell>
+    }
+}
+
+/// The conversation with the person of the `handle` parameter: empty until one of the two writes; a message sent
+/// here starts it.
+#[component]
+fn PersonConversation() -> impl IntoView {
+    let params = use_params_map();
+    let handle = Memo::new(move |_| params.with(|params| params.get("handle").unwrap_or_default()));
+    let person = load::<UserShort>(move || format!("/api/users/@{}/short", handle.get()));
+    let messages = load::<Vec<Message>>(move || format!("/api/messages/@{}", handle.get()));
+    view! {
+        <Loaded
+            resource=person
+            view=move |person: UserShort| {
+                view! {
+                    <h1>"Messages with "{person.display_name}</h1>
+                    <p class="handle">"@"{person.handle.clone()}</p>
+                    <Loaded resource=messages view=message_list />
+                    <MessageForm recipient=Recipient::Handle(person.handle) on_sent=move |_| messages.refetch() />
+                }
+            }
+        />
+    }
+}
+
+/// A conversation's messages, oldest first.
+fn message_list(messages: Vec<Message>) -> impl IntoView {
+    if messages.is_empty() {
+        return view! { <p class="empty">"No messages yet. Say hello."</p> }.into_any();
+    }
+    let now = now();
+    view! {
+        <ol class="messages">
+            {messages
+                .into_iter()
+                .map(|message| {
+                    view! {
+                        <li class="message">
+                            <strong>{message.display_name}</strong>
+                            <small>"@"{message.handle}" · "{ago(message.created_at, now)}</small>
+                            <p>{message.message}</p>
+                        </li>
+                    }
+                })
+                .collect_view()}
+        </ol>
+    }
+    .into_any()
 }

@@ -7,5 +7,5 @@ mod profile;
 
 pub(crate) use account::{ConfirmPage, ForgotPage, SigninPage, SignupPage};
 pub(crate) use feeds::{HomePage, NotFoundPage, NotificationsPage};
-pub(crate) use messages::{ConversationPage, MessagesPage, NewConversationPage};
+pub(crate) use messages::{ConversationPage, MessagesPage, NewConversationPage, PersonConversationPage};
 pub(crate) use profile::{ProfilePage, StatusPage};

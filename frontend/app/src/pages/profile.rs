@@ -9,7 +9,10 @@ use leptos_router::hooks::use_params_map;
 
 use crate::api::{ApiError, load};
 use crate::auth::use_session;
-use crate::components::{ActivityFeed, ActivityItem, ErrorNotice, Loaded, ReplyForm, Shell, Submitter, TextField};
+use crate::components::{
+    ActivityFeed, ActivityItem, ErrorNotice, Loaded, MoreActivities, ReplyForm, Shell, Submitter, TextField,
+    next_cursor,
+};
 
 fn handle_param() -> Memo<String> {
     let params = use_params_map();
@@ -20,15 +23,22 @@ fn handle_param() -> Memo<String> {
 #[component]
 pub(crate) fn ProfilePage() -> impl IntoView {
     let handle = handle_param();
-    let page = load::<UserActivities>(move || format!("/api/activities/@{}", handle.get()));
+    let path = move || format!("/api/activities/@{}", handle.get());
+    let page = load::<UserActivities>(path);
     view! {
         <Shell>
             <Loaded
                 resource=page
-                view=|UserActivities { profile, activities }| {
+                view=move |UserActivities { profile, activities }| {
+                    let cursor = next_cursor(&activities);
                     view! {
                         <ProfileHeading profile />
                         <ActivityFeed activities empty="No cruds yet." />
+                        <MoreActivities
+                            path=path()
+                            cursor
+                            activities={|page: UserActivities| page.activities}
+                        />
                     }
                 }
             />
