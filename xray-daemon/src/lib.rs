@@ -6,7 +6,9 @@
 //! - memory bounded by `-m` but allocated as segments arrive, not preallocated;
 //! - local mode never touches the EC2 instance metadata service, and a missing region is one clear line;
 //! - the TCP proxy strips hop-by-hop and sidecar headers before signing, so the signature survives the next hop;
-//! - `--endpoint` (and `AWS_ENDPOINT_URL_XRAY`) point it at any X-Ray-compatible endpoint.
+//! - `--endpoint` (and `AWS_ENDPOINT_URL_XRAY`) point it at any X-Ray-compatible endpoint;
+//! - it is a small OTLP gateway too: OTLP/HTTP spans in on the TCP port ([`otlp_in`]), to X-Ray as segments or to
+//!   its OTLP endpoint, and to any OTLP destination with the UDP segments as spans ([`gateway`]).
 //!
 //! [`run`] takes bound sockets, the resolved [`Config`], the AWS configuration and a shutdown future, so tests run
 //! it on 127.0.0.1:0 against a local endpoint.
@@ -15,10 +17,14 @@ pub mod aws;
 mod cli;
 mod counters;
 pub mod datagram;
+pub mod gateway;
 pub mod log_file;
 mod log_limit;
+pub mod otlp_in;
+mod otlp_out;
 mod proxy;
 mod reporting;
+mod segment_spans;
 mod sender;
 
 use std::future::Future;
@@ -32,8 +38,8 @@ use aws_sdk_xray::config::timeout::TimeoutConfig;
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc;
 
-pub use cli::{Cli, Config, LogLevel};
-pub use counters::{BackendErrors, Counters, Snapshot};
+pub use cli::{Cli, Config, GatewayConfig, LogLevel, OtlpDestination, XrayDelivery};
+pub use counters::{BackendErrors, Counters, DestinationSnapshot, OtlpSnapshot, Snapshot};
 pub use sender::MAX_BATCH;
 
 use crate::log_limit::RateLimitedLog;
@@ -89,8 +95,9 @@ fn bind_udp(address: SocketAddr) -> std::io::Result<UdpSocket> {
     UdpSocket::from_std(socket.into())
 }
 
-/// Receives, batches and sends segments, proxies the TCP port and reports counters, until `shutdown` completes;
-/// then stops reading, sends what is buffered (up to `config.flush_timeout`) and returns.
+/// Receives, batches and sends segments, proxies the TCP port, takes OTLP on it and fans it out, and reports
+/// counters, until `shutdown` completes; then stops reading, sends what is buffered (up to `config.flush_timeout`)
+/// and returns.
 ///
 /// With `config.console`, what arrives is also kept in the local console, whose routes the TCP port serves; when
 /// `sdk` has no region or no credentials, nothing is forwarded at all (no `PutTraceSegments`, no proxy, no
@@ -142,6 +149,7 @@ pub async fn run(
         shutdown.await;
         let _ = stop_tx.send(true);
     });
+    let (set_deadline, deadline) = sender::FlushDeadline::new();
 
     let upstream = if forward {
         let endpoint = aws::endpoint(config, &sdk).await?;
@@ -160,12 +168,31 @@ pub async fn run(
         None
     };
 
+    let (documents, queue) = mpsc::unbounded_channel();
+    let segments = upstream.as_ref().map(|_| {
+        Arc::new(gateway::SegmentQueue {
+            documents,
+            counters: counters.clone(),
+            limit: config.buffer_bytes as u64,
+            spills: RateLimitedLog::new(Duration::from_secs(10)),
+        })
+    });
+    let xray = upstream.as_ref().map(|(proxy, _)| gateway::XrayUpstream {
+        sdk: &proxy.sdk,
+        endpoint: &proxy.endpoint,
+        segments: segments.clone(),
+    });
+    let gateway::Started { gateway, tasks: gateway_tasks } =
+        gateway::start(config, &counters, console.clone(), xray, proxy_client(config)?, &deadline)?;
+
     let router = match (&console, &upstream) {
         (Some(console), Some((proxy, _))) => console.router().merge(proxy::router(proxy.clone())),
         (Some(console), None) => console.router().fallback(unknown_operation),
         (None, Some((proxy, _))) => proxy::router(proxy.clone()),
         (None, None) => unreachable!("without a console the daemon always forwards"),
     };
+    // OTLP is taken by the gateway, which hands it to the console too; every other path is served as before.
+    let router = otlp_in::router(gateway.clone()).fallback_service(router);
     let mut proxy_stop = stop_rx.clone();
     let proxy_task = tokio::spawn(async move {
         let served = axum::serve(sockets.tcp, router)
@@ -179,8 +206,13 @@ pub async fn run(
     });
 
     let Some((_, client)) = upstream else {
-        receive(&sockets.udp, None, console.as_ref(), &counters, config.buffer_bytes as u64, stop_rx).await;
+        receive(&sockets.udp, None, &gateway, console.as_ref(), stop_rx).await;
+        let _ = set_deadline.send(Some(tokio::time::Instant::now() + config.flush_timeout));
         let _ = proxy_task.await;
+        drop(gateway);
+        for task in gateway_tasks {
+            let _ = task.await;
+        }
         log_totals(&counters, console.as_ref());
         return Ok(());
     };
@@ -204,7 +236,6 @@ pub async fn run(
         async move { reporter.run().await }
     });
 
-    let (documents, queue) = mpsc::unbounded_channel();
     let sender = sender::Sender {
         client,
         counters: counters.clone(),
@@ -212,14 +243,18 @@ pub async fn run(
         batch_idle: config.batch_idle,
         failures_log: Arc::new(RateLimitedLog::new(Duration::from_secs(10))),
     };
-    let (set_deadline, deadline) = sender::FlushDeadline::new();
     let sending = tokio::spawn(sender.run(queue, deadline));
 
-    receive(&sockets.udp, Some(documents), console.as_ref(), &counters, config.buffer_bytes as u64, stop_rx).await;
-    // The receiving side is closed: the sender drains the queue and flushes, within the deadline.
+    receive(&sockets.udp, segments.as_deref(), &gateway, console.as_ref(), stop_rx).await;
+    // The receiving side is closing: once the TCP server has stopped too, every queue is drained and flushed,
+    // within the deadline.
     let _ = set_deadline.send(Some(tokio::time::Instant::now() + config.flush_timeout));
-    let _ = sending.await;
     let _ = proxy_task.await;
+    drop((gateway, segments));
+    let _ = sending.await;
+    for task in gateway_tasks {
+        let _ = task.await;
+    }
     reporting_task.abort();
     // The last interval's record, unless X-Ray is unreachable: then stopping matters more.
     let _ = tokio::time::timeout(FINAL_REPORT_TIMEOUT, reporter.report()).await;
@@ -230,6 +265,7 @@ pub async fn run(
 fn log_totals(counters: &Counters, console: Option<&xray_console::Console>) {
     let totals = counters.snapshot();
     let kept = console.map(xray_console::Console::stats);
+    let otlp = totals.otlp;
     tracing::info!(
         received = totals.received,
         sent = totals.sent,
@@ -237,6 +273,15 @@ fn log_totals(counters: &Counters, console: Option<&xray_console::Console>) {
         rejected = totals.rejected,
         console_traces = kept.map(|stats| stats.traces),
         console_dropped = kept.map(|stats| stats.dropped),
+        otlp_received_spans = otlp.received_spans,
+        otlp_rejected_spans = otlp.rejected_spans,
+        otlp_bad_requests = otlp.bad_requests,
+        xray_otlp_sent = otlp.xray.sent,
+        xray_otlp_dropped = otlp.xray.dropped,
+        xray_otlp_refused = otlp.xray.refused,
+        fan_out_sent = otlp.fan_out.sent,
+        fan_out_dropped = otlp.fan_out.dropped,
+        fan_out_refused = otlp.fan_out.refused,
         "X-Ray daemon stopped"
     );
 }
@@ -269,23 +314,23 @@ async fn unknown_operation(uri: http::Uri) -> axum::response::Response {
 
 /// The UDP loop: every datagram is counted, parsed and either queued (if the buffer has room) or counted as
 /// rejected or spillover; it never stops on bad input. With a console, each valid document is also offered to it,
-/// which never waits (a busy console drops and counts).
+/// which never waits (a busy console drops and counts); with `--forward-segments-as-otlp`, to the OTLP destination's
+/// queue, which never waits either.
 async fn receive(
     socket: &UdpSocket,
-    documents: Option<mpsc::UnboundedSender<String>>,
+    segments: Option<&gateway::SegmentQueue>,
+    gateway: &gateway::Gateway,
     console: Option<&xray_console::Console>,
-    counters: &Counters,
-    buffer_limit: u64,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut datagram = vec![0u8; 65_536];
     let rejections = RateLimitedLog::new(Duration::from_secs(10));
-    let spills = RateLimitedLog::new(Duration::from_secs(10));
     let console_drops = RateLimitedLog::new(Duration::from_secs(10));
+    let counters = gateway.counters();
     let accept = |datagram: &[u8]| {
-        counters.received();
         let document = match datagram::parse(datagram) {
             Err(rejection) => {
+                counters.received();
                 counters.rejected(1);
                 rejections.warn(&format!("rejected a datagram of {} bytes: {rejection:?}", datagram.len()));
                 return;
@@ -297,15 +342,12 @@ async fn receive(
         {
             console_drops.warn("the console is busy: a segment was not kept in it (counted in its stats)");
         }
-        let Some(documents) = &documents else { return };
-        if counters.reserve(counters::document_size(document), buffer_limit) {
-            // The receiver lives until this function returns, so sending cannot fail.
-            let _ = documents.send(document.to_owned());
-        } else {
-            counters.spillover(1);
-            spills.warn(&format!(
-                "buffer full ({buffer_limit} bytes): dropped a segment; raise -m or check the X-Ray endpoint"
-            ));
+        gateway.forward_segment(document);
+        match segments {
+            Some(segments) => {
+                segments.offer(document.to_owned());
+            }
+            None => counters.received(),
         }
     };
     loop {
