@@ -118,6 +118,8 @@ struct Received {
     failing_with: AtomicU16,
     /// Exports answered with an error status.
     refused: AtomicUsize,
+    /// Spans of the exports taken.
+    spans: AtomicUsize,
 }
 
 /// The running receiver; stops when dropped.
@@ -176,6 +178,11 @@ impl OtlpReceiver {
     /// Every span received so far, in arrival order.
     pub fn spans(&self) -> Vec<ReceivedSpan> {
         spans_of(self.exports())
+    }
+
+    /// How many spans were received so far, without copying any (for load tests).
+    pub fn span_count(&self) -> usize {
+        self.received.spans.load(Ordering::Acquire)
     }
 
     /// Answers every export with `status` (with `Retry-After: 1`) until [`OtlpReceiver::recover`].
@@ -293,6 +300,8 @@ async fn export(
     };
     match request {
         Ok(request) => {
+            let spans: usize = request.resource_spans.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len()).sum();
+            received.spans.fetch_add(spans, Ordering::AcqRel);
             received.exports.lock().expect("receiver lock").push(ReceivedExport { headers, request });
             changed.send_modify(|count| *count += 1);
             StatusCode::OK.into_response()
