@@ -10,10 +10,8 @@
 //! XRAY_BENCH_RATES=25000,50000,75000 XRAY_BENCH_SECONDS=10 nice cargo bench -p xray-daemon --bench otlp_gateway
 //! ```
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -81,65 +79,20 @@ fn export(index: u64) -> Vec<u8> {
     .encode_to_vec()
 }
 
-struct Daemon {
-    child: Child,
-    tcp: SocketAddr,
-    stopped: mpsc::Receiver<String>,
-}
+mod support;
 
-impl Daemon {
-    fn start(endpoint: &XrayEndpoint, receiver: &OtlpReceiver) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_xray"))
-            .args(["-o", "-n", REGION, "-b", "127.0.0.1:0", "-t", "127.0.0.1:0"])
-            .args(["--endpoint", &endpoint.url(), "--xray-delivery", "otlp"])
-            .env_clear()
-            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-            .env("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint())
-            .env("OTEL_EXPORTER_OTLP_HEADERS", "x-honeycomb-team=bench")
-            .env("RUST_LOG", "warn,xray_daemon=info")
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("starting xray");
-        let (found, address) = mpsc::channel();
-        let (last_line, stopped) = mpsc::channel();
-        let stdout = child.stdout.take().expect("piped");
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(tcp) = line.split_whitespace().find_map(|field| field.strip_prefix("tcp=")) {
-                    let _ = found.send(tcp.parse::<SocketAddr>().expect("an address"));
-                } else if line.contains("X-Ray daemon stopped") {
-                    let _ = last_line.send(line);
-                } else if line.contains("WARN") || line.contains("ERROR") {
-                    eprintln!("xray: {line}");
-                }
-            }
-        });
-        let tcp = address.recv_timeout(Duration::from_secs(10)).expect("the start-up line");
-        Self { child, tcp, stopped }
-    }
-
-    fn peak_rss_kb(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix("VmHWM:")?.trim().strip_suffix("kB")?.trim().parse().ok())
-            .unwrap_or(0)
-    }
-
-    /// SIGTERM; returns the daemon's last line (its totals).
-    fn stop(&mut self) -> String {
-        let terminated = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
-        assert!(terminated.is_ok_and(|status| status.success()), "sending SIGTERM");
-        self.stopped.recv_timeout(Duration::from_secs(20)).expect("the daemon's last line")
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn start_daemon(endpoint: &XrayEndpoint, receiver: &OtlpReceiver) -> support::Running {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_xray"));
+    command
+        .args(["-o", "-n", REGION, "-b", "127.0.0.1:0", "-t", "127.0.0.1:0"])
+        .args(["--endpoint", &endpoint.url(), "--xray-delivery", "otlp"])
+        .env_clear()
+        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint())
+        .env("OTEL_EXPORTER_OTLP_HEADERS", "x-honeycomb-team=bench")
+        .env("RUST_LOG", "warn,xray_daemon=info");
+    support::Running::start(command, "tcp=")
 }
 
 /// Posts `rate` spans per second for `seconds`; returns the spans the daemon took (answered 200) and refused.
@@ -187,9 +140,9 @@ fn main() {
     for rate in rates {
         let endpoint = XrayEndpoint::start();
         let receiver = OtlpReceiver::start();
-        let mut daemon = Daemon::start(&endpoint, &receiver);
+        let mut daemon = start_daemon(&endpoint, &receiver);
         let started = Instant::now();
-        let (taken, refused) = runtime.block_on(generate(daemon.tcp, rate, seconds));
+        let (taken, refused) = runtime.block_on(generate(daemon.address, rate, seconds));
         let achieved = taken as f64 / started.elapsed().as_secs_f64();
         let arrived = || (endpoint.accepted_span_count() as u64, receiver.span_count() as u64);
         let deadline = Instant::now() + Duration::from_secs(10);

@@ -111,12 +111,12 @@ pub struct Cli {
     /// How spans received as OTLP reach X-Ray: `segments` (converted, sent with PutTraceSegments; works on every
     /// account) or `otlp` (forwarded to X-Ray's OTLP endpoint `<endpoint>/v1/traces`, SigV4-signed; needs
     /// CloudWatch Transaction Search). Default: segments.
-    #[arg(long = "xray-delivery", value_enum)]
+    #[arg(long = "xray-delivery", env = "XRAY_DELIVERY", value_enum)]
     pub xray_delivery: Option<XrayDelivery>,
 
     /// Also forward every UDP segment to the OTLP destination (OTEL_EXPORTER_OTLP_*), converted to spans with the
     /// same trace ids.
-    #[arg(long = "forward-segments-as-otlp")]
+    #[arg(long = "forward-segments-as-otlp", env = "XRAY_FORWARD_SEGMENTS_AS_OTLP")]
     pub forward_segments_as_otlp: bool,
 
     /// An OTLP/HTTP destination every span is also forwarded to (`/v1/traces` is appended).
@@ -682,5 +682,34 @@ Logging:
             .find_map(|line| line.strip_prefix("MemTotal:")?.trim().strip_suffix("kB")?.trim().parse().ok())
             .unwrap();
         assert_eq!(default_buffer_bytes(), (total_kb * 1024 / 100).max(3 * 1024 * 1024));
+    }
+
+    // ---- OTLP gateway ----
+
+    #[test]
+    fn the_gateway_flags_and_keys_are_read_and_the_otlp_variables_as_the_telemetry_crate_reads_them() {
+        let config = Config::from_cli(&cli(&[]).unwrap()).unwrap();
+        assert_eq!(config.gateway.xray_delivery, XrayDelivery::Segments);
+        assert_eq!(config.gateway.otlp_destination, None);
+
+        let yaml = "Version: 2\nXRayDelivery: otlp\nForwardSegmentsAsOTLP: true\n";
+        let error = with_file(yaml, &[]).unwrap_err().to_string();
+        assert!(error.contains("OTEL_EXPORTER_OTLP_ENDPOINT"), "forwarding segments needs a destination: {error}");
+        let config =
+            with_file(yaml, &["--otlp-endpoint", "https://api.honeycomb.io/", "--honeycomb-api-key", "k"]).unwrap();
+        assert_eq!(config.gateway.xray_delivery, XrayDelivery::Otlp);
+        assert!(config.gateway.forward_segments_as_otlp);
+        let destination = config.gateway.otlp_destination.unwrap();
+        assert_eq!(destination.traces_endpoint, "https://api.honeycomb.io/v1/traces");
+        assert_eq!(destination.headers, [("x-honeycomb-team".to_owned(), "k".to_owned())]);
+        assert!(!format!("{destination:?}").contains("\"k\""), "the key is never printed");
+
+        let config = with_file(yaml, &["--xray-delivery", "segments", "--otlp-traces-endpoint", "http://c:4318/t"]);
+        let config = config.unwrap();
+        assert_eq!(config.gateway.xray_delivery, XrayDelivery::Segments, "the flag wins over the file");
+        assert_eq!(config.gateway.otlp_destination.unwrap().traces_endpoint, "http://c:4318/t");
+        let error = with_file("Version: 2\n", &["--otlp-endpoint", "ftp://x"]).unwrap_err().to_string();
+        assert!(error.contains("OTEL_EXPORTER_OTLP_ENDPOINT"), "{error}");
+        assert!(cli(&["--xray-delivery", "udp"]).is_err());
     }
 }

@@ -212,24 +212,28 @@ impl Counters {
 
     /// Reserves room for `bytes` in a buffer of `limit` bytes; `false` when it does not fit.
     pub(crate) fn reserve(&self, bytes: u64, limit: u64) -> bool {
-        let buffered = &self.0.buffered_bytes;
-        let mut current = buffered.load(Ordering::SeqCst);
-        loop {
-            if current + bytes > limit {
-                return false;
-            }
-            match buffered.compare_exchange(current, current + bytes, Ordering::SeqCst, Ordering::SeqCst) {
-                Ok(_) => {
-                    self.0.peak_buffered_bytes.fetch_max(current + bytes, Ordering::SeqCst);
-                    return true;
-                }
-                Err(actual) => current = actual,
-            }
-        }
+        reserve(&self.0.buffered_bytes, &self.0.peak_buffered_bytes, bytes, limit)
     }
 
     pub(crate) fn release(&self, bytes: u64) {
         self.0.buffered_bytes.fetch_sub(bytes, Ordering::SeqCst);
+    }
+}
+
+/// Adds `bytes` to `held` unless that would pass `limit`, keeping `peak` the most ever held.
+fn reserve(held: &AtomicU64, peak: &AtomicU64, bytes: u64, limit: u64) -> bool {
+    let mut current = held.load(Ordering::SeqCst);
+    loop {
+        if current + bytes > limit {
+            return false;
+        }
+        match held.compare_exchange(current, current + bytes, Ordering::SeqCst, Ordering::SeqCst) {
+            Ok(_) => {
+                peak.fetch_max(current + bytes, Ordering::SeqCst);
+                return true;
+            }
+            Err(actual) => current = actual,
+        }
     }
 }
 
@@ -250,20 +254,11 @@ impl DestinationCounters {
     /// Takes `spans` encoded in `bytes` if the queue (of `limit` bytes) has room; counts them dropped if not.
     pub(crate) fn offer(&self, spans: u64, bytes: u64, limit: u64) -> bool {
         self.offered.fetch_add(spans, Ordering::SeqCst);
-        let mut current = self.queued_bytes.load(Ordering::SeqCst);
-        loop {
-            if current + bytes > limit {
-                self.dropped.fetch_add(spans, Ordering::SeqCst);
-                return false;
-            }
-            match self.queued_bytes.compare_exchange(current, current + bytes, Ordering::SeqCst, Ordering::SeqCst) {
-                Ok(_) => {
-                    self.peak_queued_bytes.fetch_max(current + bytes, Ordering::SeqCst);
-                    return true;
-                }
-                Err(actual) => current = actual,
-            }
+        let fits = reserve(&self.queued_bytes, &self.peak_queued_bytes, bytes, limit);
+        if !fits {
+            self.dropped.fetch_add(spans, Ordering::SeqCst);
         }
+        fits
     }
 
     /// A batch of `spans` in `bytes` is done with: `sent` accepted, `refused` refused, the rest dropped.

@@ -19,7 +19,7 @@ use xray_daemon::{Config, OtlpDestination, XrayDelivery};
 
 use crate::helpers::{Daemon, assert_signed_for_xray, name_of};
 
-const HONEYCOMB_KEY: &str = "hc-test-key";
+pub(crate) const HONEYCOMB_KEY: &str = "hc-test-key";
 
 /// A trace id as X-Ray makes them: the first 4 bytes are the epoch seconds.
 fn trace_id() -> [u8; 16] {
@@ -80,12 +80,21 @@ fn browser_and_backend(trace_id: &[u8]) -> ExportTraceServiceRequest {
     request
 }
 
-fn fan_out_to(receiver: &OtlpReceiver) -> impl FnOnce(&mut Config) {
+/// The daemon against `endpoint`, fanning out to `receiver` with Honeycomb's header, changed by `tune`.
+pub(crate) async fn with_fan_out(
+    endpoint: &XrayEndpoint,
+    receiver: &OtlpReceiver,
+    tune: impl FnOnce(&mut Config),
+) -> Daemon {
     let destination = OtlpDestination {
         traces_endpoint: receiver.traces_url(),
         headers: vec![("x-honeycomb-team".into(), HONEYCOMB_KEY.into())],
     };
-    move |config: &mut Config| config.gateway.otlp_destination = Some(destination)
+    Daemon::start(endpoint, |config| {
+        config.gateway.otlp_destination = Some(destination);
+        tune(config);
+    })
+    .await
 }
 
 async fn post(daemon: &Daemon, content_type: &str, headers: &[(&str, &str)], body: Vec<u8>) -> reqwest::Response {
@@ -111,7 +120,7 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
 async fn otlp_spans_reach_xray_as_segments_and_the_fan_out_with_its_headers() {
     let endpoint = XrayEndpoint::start();
     let receiver = OtlpReceiver::start();
-    let daemon = Daemon::start(&endpoint, fan_out_to(&receiver)).await;
+    let daemon = with_fan_out(&endpoint, &receiver, |_| {}).await;
     let trace = trace_id();
 
     let answer = post_protobuf(&daemon, &browser_and_backend(&trace)).await;
@@ -182,7 +191,7 @@ async fn otlp_delivery_forwards_signed_otlp_to_xray_and_json_and_gzip_are_taken(
 async fn bad_requests_are_answered_with_a_reason_and_counted() {
     let endpoint = XrayEndpoint::start();
     let receiver = OtlpReceiver::start();
-    let daemon = Daemon::start(&endpoint, fan_out_to(&receiver)).await;
+    let daemon = with_fan_out(&endpoint, &receiver, |_| {}).await;
 
     let garbage = post(&daemon, "application/x-protobuf", &[], b"\xff\xff\xff not protobuf".to_vec()).await;
     assert_eq!(garbage.status(), 400);
@@ -230,9 +239,7 @@ async fn bad_requests_are_answered_with_a_reason_and_counted() {
 async fn udp_segments_are_fanned_out_as_spans_with_the_same_trace_id() {
     let endpoint = XrayEndpoint::start();
     let receiver = OtlpReceiver::start();
-    let fan_out = fan_out_to(&receiver);
-    let daemon = Daemon::start(&endpoint, |config| {
-        fan_out(config);
+    let daemon = with_fan_out(&endpoint, &receiver, |config| {
         config.gateway.forward_segments_as_otlp = true;
     })
     .await;
@@ -254,9 +261,7 @@ async fn udp_segments_are_fanned_out_as_spans_with_the_same_trace_id() {
 async fn a_destination_answering_429_or_503_gets_everything_once_it_recovers() {
     let endpoint = XrayEndpoint::start();
     let receiver = OtlpReceiver::start();
-    let fan_out = fan_out_to(&receiver);
-    let daemon = Daemon::start(&endpoint, |config| {
-        fan_out(config);
+    let daemon = with_fan_out(&endpoint, &receiver, |config| {
         config.gateway.xray_delivery = XrayDelivery::Otlp;
     })
     .await;
@@ -328,9 +333,7 @@ async fn a_dead_destination_drops_and_counts_within_its_bound_and_delays_nothing
 async fn shutdown_flushes_what_the_queues_hold() {
     let endpoint = XrayEndpoint::start();
     let receiver = OtlpReceiver::start();
-    let fan_out = fan_out_to(&receiver);
-    let daemon = Daemon::start(&endpoint, |config| {
-        fan_out(config);
+    let daemon = with_fan_out(&endpoint, &receiver, |config| {
         config.gateway.xray_delivery = XrayDelivery::Otlp;
         // Nothing would leave before shutdown but for the flush.
         config.gateway.batch_idle = Duration::from_secs(3600);

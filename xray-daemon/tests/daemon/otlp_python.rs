@@ -9,9 +9,10 @@ use std::process::Stdio;
 
 use test_support::otlp::OtlpReceiver;
 use test_support::xray_endpoint::XrayEndpoint;
-use xray_daemon::{OtlpDestination, XrayDelivery};
+use xray_daemon::XrayDelivery;
 
-use crate::helpers::{Daemon, assert_signed_for_xray, python_with};
+use crate::helpers::{assert_signed_for_xray, python_with};
+use crate::otlp::{HONEYCOMB_KEY, with_fan_out};
 
 const REQUIREMENTS: [&str; 2] = ["opentelemetry-sdk==1.45.2", "opentelemetry-exporter-otlp-proto-http==1.45.2"];
 
@@ -40,15 +41,7 @@ async fn the_python_otlp_exporter_reaches_xray_and_the_fan_out_through_the_daemo
         python_with("otlp-exporter-python", &REQUIREMENTS, "opentelemetry.exporter.otlp.proto.http", "OTEL_PYTHON");
     let endpoint = XrayEndpoint::start();
     let receiver = OtlpReceiver::start();
-    let destination = OtlpDestination {
-        traces_endpoint: receiver.traces_url(),
-        headers: vec![("x-honeycomb-team".into(), "py-key".into())],
-    };
-    let daemon = Daemon::start(&endpoint, |config| {
-        config.gateway.xray_delivery = XrayDelivery::Otlp;
-        config.gateway.otlp_destination = Some(destination);
-    })
-    .await;
+    let daemon = with_fan_out(&endpoint, &receiver, |config| config.gateway.xray_delivery = XrayDelivery::Otlp).await;
 
     let output = tokio::process::Command::new(python)
         .args(["-c", SCRIPT])
@@ -75,7 +68,7 @@ async fn the_python_otlp_exporter_reaches_xray_and_the_fan_out_through_the_daemo
         assert_signed_for_xray(&request);
     }
     let fanned = receiver.wait_for_spans("from Python", 2, |span| span.trace_id() == trace).await;
-    assert!(fanned.iter().all(|span| span.headers["x-honeycomb-team"] == "py-key"));
+    assert!(fanned.iter().all(|span| span.headers["x-honeycomb-team"] == HONEYCOMB_KEY));
     let snapshot = daemon.snapshot().otlp;
     assert_eq!((snapshot.bad_requests, snapshot.rejected_spans), (0, 0));
     daemon.stop().await.unwrap();
