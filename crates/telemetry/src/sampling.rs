@@ -37,7 +37,6 @@
 
 pub(crate) mod centralized;
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -46,7 +45,7 @@ use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::trace::{Sampler, SamplingDecision, SamplingResult, ShouldSample};
 use opentelemetry_semantic_conventions::attribute::{HTTP_REQUEST_METHOD, SERVER_ADDRESS, URL_PATH};
 use serde::Deserialize;
-use wildmatch::WildMatch;
+use xray_protocol::{Patterns, Request, Reservoir, RuleMatcher, Statistics};
 
 use crate::config::XrayConfig;
 use crate::xray::SegmentNaming;
@@ -318,10 +317,26 @@ impl XraySampler {
     }
 
     fn sample(&self, trace_id: TraceId, attributes: &[KeyValue]) -> bool {
-        let request = RequestAttributes::from(attributes);
-        let service = self.naming.segment_name((!request.host.is_empty()).then_some(request.host));
+        let request = self.request(attributes);
         let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
-        self.rules().matching(service, &request).decide(now, trace_id)
+        self.rules().matching(&request).decide(now, trace_id)
+    }
+
+    /// What rules match on: the segment name (which `ServiceName` patterns match), and the HTTP request of a server
+    /// span's attributes (empty for a span that is not an HTTP request).
+    fn request<'a>(&'a self, attributes: &'a [KeyValue]) -> Request<'a> {
+        let mut request = Request::default();
+        for attribute in attributes {
+            let opentelemetry::Value::String(value) = &attribute.value else { continue };
+            match attribute.key.as_str() {
+                SERVER_ADDRESS => request.host = value.as_str(),
+                HTTP_REQUEST_METHOD => request.http_method = value.as_str(),
+                URL_PATH => request.url_path = value.as_str(),
+                _ => {}
+            }
+        }
+        request.service_name = self.naming.segment_name((!request.host.is_empty()).then_some(request.host));
+        request
     }
 }
 
@@ -345,8 +360,13 @@ impl RuleSet {
         let rules = rules.rules.iter().chain([&default]).enumerate().map(|(index, rule)| {
             let name =
                 if rule.description.is_empty() { format!("rule {}", index + 1) } else { rule.description.clone() };
-            let patterns = Patterns { service: "*", host: &rule.host, method: &rule.http_method, path: &rule.url_path };
-            AppliedRule::new(name, patterns, Reservoir::fixed(rule.target()))
+            let patterns = Patterns {
+                host: &rule.host,
+                http_method: &rule.http_method,
+                url_path: &rule.url_path,
+                ..Patterns::ANY
+            };
+            AppliedRule::new(name, patterns, Reservoir::fixed(rule.fixed_target, rule.rate))
         });
         Self { rules: rules.collect() }
     }
@@ -355,9 +375,9 @@ impl RuleSet {
         self.rules.iter().find(|rule| rule.name == name)
     }
 
-    fn matching(&self, service: &str, request: &RequestAttributes<'_>) -> &AppliedRule {
+    fn matching(&self, request: &Request<'_>) -> &AppliedRule {
         let last = self.rules.last().expect("a rule set ends with a rule matching everything");
-        self.rules.iter().find(|rule| rule.matcher.matches(service, request)).unwrap_or(last)
+        self.rules.iter().find(|rule| rule.matcher.matches(request)).unwrap_or(last)
     }
 }
 
@@ -365,209 +385,27 @@ impl RuleSet {
 #[derive(Debug)]
 pub(crate) struct AppliedRule {
     pub(crate) name: String,
-    matcher: Matcher,
+    matcher: RuleMatcher,
     pub(crate) reservoir: Reservoir,
     pub(crate) statistics: Statistics,
 }
 
-/// The patterns of a rule (`*` and `?`).
-pub(crate) struct Patterns<'a> {
-    pub(crate) service: &'a str,
-    pub(crate) host: &'a str,
-    pub(crate) method: &'a str,
-    pub(crate) path: &'a str,
-}
-
 impl AppliedRule {
     pub(crate) fn new(name: String, patterns: Patterns<'_>, reservoir: Reservoir) -> Self {
-        Self { name, matcher: Matcher::new(&patterns), reservoir, statistics: Statistics::default() }
+        Self { name, matcher: RuleMatcher::new(patterns), reservoir, statistics: Statistics::default() }
     }
 
     fn decide(&self, now: u64, trace_id: TraceId) -> bool {
-        let decision = self.reservoir.decide(now, trace_id);
+        let decision = self.reservoir.decide(now, |rate| ratio_takes(rate, trace_id));
         self.statistics.count(decision);
-        decision != Decision::Declined
-    }
-}
-
-/// What a rule decided for one request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Decision {
-    /// From the reservoir (the rule's quota).
-    Reserved,
-    /// From the one trace a second a rule may take before X-Ray has given it a quota.
-    Borrowed,
-    /// By the rule's rate.
-    ByRate,
-    Declined,
-}
-
-/// Requests a rule saw since the last report, as `SamplingTargets` takes them.
-#[derive(Debug, Default)]
-pub(crate) struct Statistics {
-    requests: AtomicU64,
-    sampled: AtomicU64,
-    borrowed: AtomicU64,
-}
-
-impl Statistics {
-    fn count(&self, decision: Decision) {
-        self.requests.fetch_add(1, Ordering::Relaxed);
-        if decision != Decision::Declined {
-            self.sampled.fetch_add(1, Ordering::Relaxed);
-        }
-        if decision == Decision::Borrowed {
-            self.borrowed.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    /// (requests, sampled, borrowed) since the last call.
-    pub(crate) fn take(&self) -> (u64, u64, u64) {
-        let take = |counter: &AtomicU64| counter.swap(0, Ordering::Relaxed);
-        (take(&self.requests), take(&self.sampled), take(&self.borrowed))
-    }
-}
-
-/// What rules match on, from the server span's attributes (empty for a span that is not an HTTP request).
-#[derive(Default)]
-struct RequestAttributes<'a> {
-    host: &'a str,
-    method: &'a str,
-    path: &'a str,
-}
-
-impl<'a> From<&'a [KeyValue]> for RequestAttributes<'a> {
-    fn from(attributes: &'a [KeyValue]) -> Self {
-        let mut request = Self::default();
-        for attribute in attributes {
-            let opentelemetry::Value::String(value) = &attribute.value else { continue };
-            match attribute.key.as_str() {
-                SERVER_ADDRESS => request.host = value.as_str(),
-                HTTP_REQUEST_METHOD => request.method = value.as_str(),
-                URL_PATH => request.path = value.as_str(),
-                _ => {}
-            }
-        }
-        request
-    }
-}
-
-/// A rule's patterns, case-insensitive as X-Ray matches them.
-#[derive(Debug)]
-struct Matcher {
-    service: WildMatch,
-    host: WildMatch,
-    method: WildMatch,
-    path: WildMatch,
-}
-
-impl Matcher {
-    fn new(patterns: &Patterns<'_>) -> Self {
-        Self {
-            service: WildMatch::new_case_insensitive(patterns.service),
-            host: WildMatch::new_case_insensitive(patterns.host),
-            method: WildMatch::new_case_insensitive(patterns.method),
-            path: WildMatch::new_case_insensitive(patterns.path),
-        }
-    }
-
-    fn matches(&self, service: &str, request: &RequestAttributes<'_>) -> bool {
-        self.service.matches(service)
-            && self.host.matches(request.host)
-            && self.method.matches(request.method)
-            && self.path.matches(request.path)
-    }
-}
-
-/// A rule's traces per second (fixed for a local rule; the quota X-Ray assigns, for as long as it holds, for a
-/// centralized one), then its rate.
-#[derive(Debug)]
-pub(crate) struct Reservoir {
-    quota: AtomicU32,
-    /// The epoch second the quota holds until: `u64::MAX` for a local rule; 0 before X-Ray has assigned one, when the
-    /// rule borrows one trace a second, as the X-Ray SDKs do.
-    quota_until: AtomicU64,
-    /// The epoch second being counted (high 32 bits, enough until 2106) and the traces taken in it (low 32 bits).
-    taken: AtomicU64,
-    /// The rate's `f64` bits.
-    rate: AtomicU64,
-}
-
-impl Reservoir {
-    fn fixed(target: Target) -> Self {
-        Self {
-            quota: AtomicU32::new(target.fixed_target),
-            quota_until: AtomicU64::new(u64::MAX),
-            taken: AtomicU64::new(0),
-            rate: AtomicU64::new(target.rate.to_bits()),
-        }
-    }
-
-    /// A centralized rule's, until X-Ray assigns it a quota.
-    pub(crate) fn borrowing(rate: f64) -> Self {
-        Self {
-            quota: AtomicU32::new(0),
-            quota_until: AtomicU64::new(0),
-            taken: AtomicU64::new(0),
-            rate: AtomicU64::new(rate.to_bits()),
-        }
-    }
-
-    /// A `SamplingTargets` answer: the quota until `until` (when given), and the rate.
-    pub(crate) fn assign(&self, quota: Option<(u32, u64)>, rate: f64) {
-        if let Some((quota, until)) = quota {
-            self.quota.store(quota, Ordering::Relaxed);
-            self.quota_until.store(until, Ordering::Relaxed);
-        }
-        self.rate.store(rate.to_bits(), Ordering::Relaxed);
-    }
-
-    /// Takes over `previous`'s quota and how long it holds (the same rule, fetched again); a local rule's fixed
-    /// reservoir is no quota.
-    pub(crate) fn keep_quota_of(&self, previous: &Reservoir) {
-        let until = previous.quota_until.load(Ordering::Relaxed);
-        if until != u64::MAX {
-            self.quota.store(previous.quota.load(Ordering::Relaxed), Ordering::Relaxed);
-            self.quota_until.store(until, Ordering::Relaxed);
-        }
-    }
-
-    fn decide(&self, now: u64, trace_id: TraceId) -> Decision {
-        if now < self.quota_until.load(Ordering::Relaxed) {
-            if self.take(now, self.quota.load(Ordering::Relaxed)) {
-                return Decision::Reserved;
-            }
-        } else if self.take(now, 1) {
-            return Decision::Borrowed;
-        }
-        if ratio_takes(f64::from_bits(self.rate.load(Ordering::Relaxed)), trace_id) {
-            Decision::ByRate
-        } else {
-            Decision::Declined
-        }
-    }
-
-    /// Takes one of second `now`'s `limit` places, if one is left.
-    fn take(&self, now: u64, limit: u32) -> bool {
-        let mut current = self.taken.load(Ordering::Relaxed);
-        loop {
-            let (second, taken) = (current >> 32, current & u64::from(u32::MAX));
-            let taken = if second == now { taken } else { 0 };
-            if taken >= u64::from(limit) {
-                return false;
-            }
-            let next = (now << 32) | (taken + 1);
-            match self.taken.compare_exchange_weak(current, next, Ordering::Relaxed, Ordering::Relaxed) {
-                Ok(_) => return true,
-                Err(actual) => current = actual,
-            }
-        }
+        decision.sampled()
     }
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
     use opentelemetry::trace::{SpanId, TraceFlags, TraceState};
+    use xray_protocol::Decision;
 
     use super::*;
 
@@ -599,36 +437,9 @@ pub(crate) mod tests {
         let second: Vec<bool> = ids[1..].iter().map(|id| default.decide(100, *id)).collect();
         let by_rate = second.iter().filter(|sampled| **sampled).count();
         assert!((350..=650).contains(&by_rate), "{by_rate} of 9999 sampled by the 5% rate after the reservoir's one");
-        assert_eq!(default.reservoir.decide(101, ids[1]), Decision::Reserved, "a new second, a new place");
-        assert_eq!(default.statistics.take(), (10_000, 1 + by_rate as u64, 0));
-    }
-
-    #[test]
-    fn a_rule_without_a_quota_borrows_one_a_second_and_keeps_its_quota_while_it_holds() {
-        let reservoir = Reservoir::borrowing(0.0);
-        let id = trace_ids(1).next().unwrap();
-        assert_eq!(reservoir.decide(100, id), Decision::Borrowed);
-        assert_eq!(reservoir.decide(100, id), Decision::Declined);
-        reservoir.assign(Some((2, 110)), 0.0);
-        assert_eq!((reservoir.decide(101, id), reservoir.decide(101, id)), (Decision::Reserved, Decision::Reserved));
-        assert_eq!(reservoir.decide(101, id), Decision::Declined, "a quota of 2 a second");
-        assert_eq!(reservoir.decide(110, id), Decision::Borrowed, "the quota expired: borrowing again");
-        reservoir.assign(None, 1.0);
-        assert_eq!(reservoir.decide(110, id), Decision::ByRate);
-
-        reservoir.assign(Some((1, 200)), 0.0);
-        let fetched_again = Reservoir::borrowing(0.0);
-        fetched_again.keep_quota_of(&reservoir);
-        assert_eq!(
-            (fetched_again.decide(120, id), fetched_again.decide(120, id)),
-            (Decision::Reserved, Decision::Declined)
-        );
-        let after_the_default = Reservoir::borrowing(0.0);
-        after_the_default.keep_quota_of(&Reservoir::fixed(Target { fixed_target: 5, rate: 0.0 }));
-        assert_eq!(
-            (after_the_default.decide(120, id), after_the_default.decide(120, id)),
-            (Decision::Borrowed, Decision::Declined)
-        );
+        assert_eq!(default.reservoir.decide(101, |_| false), Decision::Reserved, "a new second, a new place");
+        let counts = default.statistics.take();
+        assert_eq!((counts.requests, counts.sampled, counts.borrowed), (10_000, 1 + by_rate as u64, 0));
     }
 
     #[test]

@@ -13,8 +13,9 @@
 //!   costs a system call and a wake-up of the daemon, most of X-Ray's export cost when sent one per span;
 //! - segment naming: `AWS_XRAY_TRACING_NAME` (or the service name), or the request's host when it matches the
 //!   `AWS_XRAY_URL` pattern, as the SDKs' dynamic naming does;
-//! - a 4xx response marks the segment `error` (429 also `throttle`), as the SDKs do; OpenTelemetry leaves the status
-//!   of a server span unset for 4xx, and the translator only flags spans in error;
+//! - a 4xx response marks the segment `error` (429 also `throttle`), as the SDKs do (`xray_protocol::segment`'s
+//!   conventions); OpenTelemetry leaves the status of a server span unset for 4xx, and the translator only flags
+//!   spans in error;
 //! - a database span is named `database@host`, as the SDKs name SQL subsegments;
 //! - the attributes `tracing` adds for its own bookkeeping (code location, thread, target) stay out of the
 //!   documents; the application's attributes go to `metadata`;
@@ -34,6 +35,7 @@ use opentelemetry_semantic_conventions::attribute::{
     DB_NAMESPACE, DB_SYSTEM_NAME, HTTP_RESPONSE_STATUS_CODE, SERVER_ADDRESS, SERVICE_NAME,
 };
 use wildmatch::WildMatch;
+use xray_protocol::segment::{Outcome, sql_subsegment_name};
 
 use crate::config::XrayConfig;
 
@@ -241,16 +243,14 @@ impl SegmentNaming {
                 let name = self.segment_name(string(span, SERVER_ADDRESS)).to_owned();
                 // A span attribute overrides the resource's service.name, which the translator names segments by.
                 span.attributes.push(KeyValue::new(SERVICE_NAME, name));
-                if matches!(integer(span, HTTP_RESPONSE_STATUS_CODE), Some(400..=499))
-                    && !matches!(span.status, Status::Error { .. })
-                {
+                let failed = matches!(span.status, Status::Error { .. });
+                if !failed && Outcome::of(integer(span, HTTP_RESPONSE_STATUS_CODE), failed).error {
                     span.status = Status::error("");
                 }
             }
             SpanKind::Client if string(span, DB_SYSTEM_NAME).is_some() => {
                 if let (Some(database), Some(host)) = (string(span, DB_NAMESPACE), string(span, SERVER_ADDRESS)) {
-                    let name = format!("{database}@{host}");
-                    span.attributes.push(KeyValue::new(DB_SERVICE, name));
+                    span.attributes.push(KeyValue::new(DB_SERVICE, sql_subsegment_name(database, host)));
                 }
             }
             _ => {}
