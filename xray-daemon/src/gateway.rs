@@ -2,11 +2,11 @@
 //!
 //! - X-Ray, as the user chose ([`XrayDelivery`]): converted to segment documents into the UDP path's buffer, batches
 //!   and retries ([`SegmentQueue`]), or forwarded to X-Ray's OTLP endpoint, SigV4-signed ([`crate::otlp_out`]);
-//! - the OTLP destination of `OTEL_EXPORTER_OTLP_*` (Honeycomb, a collector), with the UDP segments too when asked
-//!   ([`crate::segment_spans`]);
+//! - the OTLP destination of `OTEL_EXPORTER_OTLP_*` (Honeycomb, a collector), with the UDP segments too when asked;
 //! - the console, when it is on.
 //!
-//! Span-to-segment conversion is the console's (one set of rules for everything the daemon turns into segments).
+//! Both conversions are the protocol crate's: spans to segments (`xray_protocol::otlp`, the console's too) and
+//! segments to spans (`xray_protocol::segment_spans`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -175,7 +175,7 @@ impl Gateway {
         }
         let encoded = encoded.filter(|_| rejected == 0).unwrap_or_else(|| request.encode_to_vec().into());
         let documents = if self.console.is_some() || self.segments.is_some() {
-            xray_console::otlp::documents(&request)
+            xray_protocol::otlp::segment_documents(&request)
         } else {
             Vec::new()
         };
@@ -207,7 +207,7 @@ impl Gateway {
     /// With `--forward-segments-as-otlp`, a UDP segment goes to the OTLP destination as spans.
     pub(crate) fn forward_segment(&self, document: &str) {
         let (true, Some(fan_out)) = (self.forward_segments, &self.fan_out) else { return };
-        if let Some((request, spans)) = crate::segment_spans::export(document) {
+        if let Some((request, spans)) = xray_protocol::segment_spans::export(document) {
             fan_out.offer(Export { body: request.encode_to_vec().into(), spans });
         }
     }

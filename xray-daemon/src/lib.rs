@@ -24,7 +24,6 @@ pub mod otlp_in;
 mod otlp_out;
 mod proxy;
 mod reporting;
-mod segment_spans;
 mod sender;
 
 use std::future::Future;

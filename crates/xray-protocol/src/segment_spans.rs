@@ -1,5 +1,5 @@
-//! X-Ray segment documents as OpenTelemetry spans, for `--forward-segments-as-otlp`: apps still on an X-Ray SDK show
-//! up at the OTLP destination with the same trace ids (X-Ray `1-5759e988-bd862e3f...` is OTLP `5759e988bd862e3f...`).
+//! X-Ray segment documents as OpenTelemetry spans (the daemon's `--forward-segments-as-otlp`): apps still on an
+//! X-Ray SDK show up at an OTLP destination with the same trace ids (X-Ray `1-5759e988-bd862e3f...` is OTLP `5759e988bd862e3f...`).
 //!
 //! The inverse of the span-to-segment rules: a segment is a server span of the service it names (`service.name`),
 //! a subsegment a child span (client when its `namespace` is `remote` or `aws`, else internal); nested subsegments
@@ -18,9 +18,9 @@ use serde_json::Value;
 /// The service name of a subsegment sent on its own, which does not say its service.
 const UNKNOWN_SERVICE: &str = "unknown_service";
 
-/// One segment document as an export request, with its span count; `None` when it has no finished span with valid
-/// ids.
-pub(crate) fn export(document: &str) -> Option<(ExportTraceServiceRequest, u64)> {
+/// One segment document (as an SDK sends it) as an export request, with its span count; `None` when it has no
+/// finished span with valid ids.
+pub fn export(document: &str) -> Option<(ExportTraceServiceRequest, u64)> {
     let root: Value = serde_json::from_str(document).ok()?;
     let trace_id = trace_id(root.get("trace_id")?.as_str()?)?;
     let is_segment = root.get("type").and_then(Value::as_str) != Some("subsegment");
