@@ -5,92 +5,37 @@
 //! Each test installs its pipeline as the thread's default subscriber on a single-threaded runtime, so the server
 //! task it spawns is traced by it and tests share no global state.
 
-use std::collections::HashMap;
-
 use clap::Parser;
-use cruddur_backend::{Config, serve, start};
+use cruddur_backend::{Config, start};
+use cruddur_telemetry::sampling::EVERY_TRACE;
 use cruddur_telemetry::{Telemetry, TelemetryConfig};
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use reqwest::StatusCode;
 use serde_json::json;
-use test_support::otlp::{OtlpReceiver, ReceivedSpan};
-use test_support::udp_sink::UdpSink;
-use tokio::sync::oneshot;
+use test_support::traced::{Pipeline, TracedApp, TracedOptions, Variables, is_lower_hex, xray_trace_id};
 use tracing::subscriber::DefaultGuard;
 use tracing_subscriber::layer::SubscriberExt;
 
-struct Traced {
-    base: String,
-    client: reqwest::Client,
-    database: String,
-    receiver: OtlpReceiver,
-    sink: UdpSink,
-    // Dropped in this order: the server, then telemetry (flushing), then the subscriber.
-    _stop: oneshot::Sender<()>,
-    telemetry: Telemetry,
-    _subscriber: DefaultGuard,
+const TELEMETRY: Pipeline<Telemetry> = Pipeline { install, flush: Telemetry::force_flush };
+
+fn install(telemetry: &Telemetry) -> DefaultGuard {
+    tracing::subscriber::set_default(tracing_subscriber::registry().with(telemetry.layer()))
 }
 
-/// The seeded backend with telemetry configured by `vars` on top of the seed's variables.
-async fn traced_backend(vars: &[(&str, String)]) -> Traced {
-    let receiver = OtlpReceiver::start();
-    let sink = UdpSink::start();
-    let mut env: HashMap<String, String> = HashMap::from([
-        ("OTEL_EXPORTER_OTLP_ENDPOINT".into(), receiver.endpoint()),
-        ("OTEL_EXPORTER_OTLP_HEADERS".into(), "x-honeycomb-team=test-honeycomb-key".into()),
-        ("OTEL_SERVICE_NAME".into(), "cruddur-backend".into()),
-        ("AWS_XRAY_DAEMON_ADDRESS".into(), sink.address().to_string()),
-        // Each request is followed into X-Ray here; sampling is the telemetry crate's to test.
-        ("AWS_XRAY_SAMPLING_RULES".into(), cruddur_telemetry::sampling::EVERY_TRACE.into()),
-    ]);
-    env.extend(vars.iter().map(|(name, value)| (name.to_string(), value.clone())));
-    let config = TelemetryConfig::from_lookup("cruddur-backend", |name| env.get(name).cloned()).expect("config");
-    let telemetry = Telemetry::new(&config).expect("telemetry");
-    let subscriber = tracing::subscriber::set_default(tracing_subscriber::registry().with(telemetry.layer()));
-
-    let url = test_support::postgres::fresh_database().await;
-    let config = Config::parse_from(["cruddur-backend", "--database-url", &url, "--seed-if-empty"]);
-    let router = start(&config, &telemetry).await.expect("the API starts");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(serve(listener, router, async {
-        let _ = stopped.await;
-    }));
-    Traced {
-        base,
-        client: reqwest::Client::new(),
-        database: url.rsplit('/').next().unwrap().to_owned(),
-        receiver,
-        sink,
-        _stop: stop,
-        telemetry,
-        _subscriber: subscriber,
-    }
-}
-
-impl Traced {
-    async fn get(&self, path: &str, headers: &[(&str, &str)]) -> reqwest::Response {
-        let request = self.client.get(format!("{}{path}", self.base)).headers(test_support::header_map(headers));
-        request.send().await.expect("the request")
-    }
-
-    async fn server_span(&self, route: &str) -> ReceivedSpan {
-        self.telemetry.force_flush();
-        self.receiver
-            .wait_for_span("the server span", |span| {
-                span.kind() == SpanKind::Server && span.string_attribute("http.route") == Some(route)
-            })
-            .await
-    }
-}
-
-fn xray_id(otlp_trace_id: &str) -> String {
-    format!("1-{}-{}", &otlp_trace_id[..8], &otlp_trace_id[8..])
-}
-
-fn is_lower_hex(text: &str, length: usize) -> bool {
-    text.len() == length && text.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+/// The seeded backend with telemetry configured by `vars` on top of the seed's variables; each request is followed
+/// into X-Ray here (sampling is the telemetry crate's to test).
+async fn traced_backend(vars: &[(&str, &str)]) -> TracedApp<Telemetry> {
+    let options = TracedOptions::new("cruddur-backend", EVERY_TRACE).variables(vars).with_database();
+    let telemetry = |variables: &Variables| {
+        let config = TelemetryConfig::from_lookup("cruddur-backend", |name| variables.get(name)).expect("config");
+        Telemetry::new(&config).expect("telemetry")
+    };
+    TracedApp::start(options, TELEMETRY, telemetry, async |telemetry: &Telemetry, url: Option<&str>| {
+        let url = url.expect("a database");
+        let config = Config::parse_from(["cruddur-backend", "--database-url", url, "--seed-if-empty"]);
+        start(&config, telemetry).await.expect("the API starts")
+    })
+    .await
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -102,9 +47,9 @@ async fn the_home_feed_is_one_trace_in_honeycomb_and_in_xray() {
     let feed: Vec<cruddur_api::Activity> = response.json().await.unwrap();
 
     // OTLP: server span -> home-activities -> the query, one trace, sent with the seed's key and service name.
-    let server = test.server_span("/api/activities/home").await;
+    let server = test.server_span_of_route("/api/activities/home").await;
     let trace = server.trace_id();
-    assert_eq!(xray_header, format!("Root={};Sampled=1", xray_id(&trace)));
+    assert_eq!(xray_header, format!("Root={};Sampled=1", xray_trace_id(&trace)));
     assert_eq!(server.headers["x-honeycomb-team"], "test-honeycomb-key");
     assert_eq!(server.resource_string_attribute("service.name"), Some("cruddur-backend"));
     assert_eq!(server.string_attribute("http.request.method"), Some("GET"));
@@ -123,7 +68,7 @@ async fn the_home_feed_is_one_trace_in_honeycomb_and_in_xray() {
         .await;
     assert_eq!(query.parent_span_id(), home.span_id());
     assert_eq!(query.string_attribute("db.system.name"), Some("postgresql"));
-    assert_eq!(query.string_attribute("db.namespace"), Some(test.database.as_str()));
+    assert_eq!(query.string_attribute("db.namespace"), Some(test.database()));
     assert!(query.string_attribute("db.query.text").unwrap().contains("FROM activities a"));
 
     // X-Ray: valid daemon datagrams under the same trace id, with the http block and the sql subsegment.
@@ -134,7 +79,7 @@ async fn the_home_feed_is_one_trace_in_honeycomb_and_in_xray() {
         })
         .await;
     assert_eq!(segment.header, json!({"format": "json", "version": 1}));
-    assert_eq!(segment.trace_id(), Some(xray_id(&trace).as_str()));
+    assert_eq!(segment.trace_id(), Some(xray_trace_id(&trace).as_str()));
     assert!(is_lower_hex(segment.id().unwrap(), 16));
     assert_eq!(segment.name(), Some("cruddur-backend"));
     assert_eq!(segment.document["http"]["request"]["method"], "GET");
@@ -154,7 +99,7 @@ async fn the_home_feed_is_one_trace_in_honeycomb_and_in_xray() {
 async fn a_profile_request_carries_the_user_activities_metadata() {
     let test = traced_backend(&[]).await;
     assert_eq!(test.get("/api/activities/@andrewbrown", &[]).await.status(), StatusCode::OK);
-    let server = test.server_span("/api/activities/@{handle}").await;
+    let server = test.server_span_of_route("/api/activities/@{handle}").await;
     let trace = server.trace_id();
     let segment = test
         .sink
@@ -171,13 +116,13 @@ async fn incoming_traceparent_and_xray_headers_are_continued() {
     let test = traced_backend(&[]).await;
     let (trace, parent) = ("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7");
     test.get("/api/health-check", &[("traceparent", &format!("00-{trace}-{parent}-01"))]).await;
-    let server = test.server_span("/api/health-check").await;
+    let server = test.server_span_of_route("/api/health-check").await;
     assert_eq!((server.trace_id().as_str(), server.parent_span_id().as_str()), (trace, parent));
 
     let header = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
     let response = test.get("/api/users/@bayko/short", &[("x-amzn-trace-id", header)]).await;
     assert_eq!(response.headers()["x-amzn-trace-id"], "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1");
-    let server = test.server_span("/api/users/@{handle}/short").await;
+    let server = test.server_span_of_route("/api/users/@{handle}/short").await;
     assert_eq!(server.trace_id(), "5759e988bd862e3fe1be46a994272793");
     assert_eq!(server.parent_span_id(), "53995c3f42cd8ad8");
 }
@@ -211,7 +156,7 @@ async fn browser_spans_are_relayed_with_the_server_s_key() {
     assert_eq!(relayed.resource_string_attribute("service.name"), Some("cruddur-frontend"));
     // The relay request is not traced itself (the browser exports every 2 s: a trace each would bury the rest).
     test.get("/api/health-check", &[]).await;
-    test.server_span("/api/health-check").await;
+    test.server_span_of_route("/api/health-check").await;
     let relay_spans =
         test.receiver.spans().into_iter().filter(|span| span.string_attribute("http.route") == Some("/v1/traces"));
     assert_eq!(relay_spans.count(), 0);
@@ -220,7 +165,7 @@ async fn browser_spans_are_relayed_with_the_server_s_key() {
 #[tokio::test(flavor = "current_thread")]
 async fn a_dead_otlp_endpoint_changes_nothing_for_the_user() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    let test = traced_backend(&[("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{closed}"))]).await;
+    let test = traced_backend(&[("OTEL_EXPORTER_OTLP_ENDPOINT", &format!("http://{closed}"))]).await;
     for _ in 0..20 {
         let response = test.get("/api/activities/home", &[]).await;
         assert_eq!(response.status(), StatusCode::OK);

@@ -1,5 +1,6 @@
 //! Test support: real local stand-ins for everything Cruddur talks to, each started on a 127.0.0.1 port chosen by the
-//! OS and stopped when dropped, so tests exercise the real protocols without any account or network.
+//! OS and stopped when dropped, so tests exercise the real protocols without any account or network; and one
+//! harness for the tests of a traced app ([`traced`]).
 //!
 //! Used as a dev-dependency only.
 
@@ -7,6 +8,7 @@ pub mod browser;
 pub mod otlp;
 pub mod postgres;
 pub mod sigv4;
+pub mod traced;
 pub mod udp_sink;
 pub mod xray_control;
 pub mod xray_endpoint;

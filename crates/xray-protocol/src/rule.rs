@@ -185,7 +185,7 @@ mod tests {
     fn rules_are_tried_by_priority_then_name_and_only_http_rules_apply_to_http_services() {
         let rule =
             |name: &str, priority| SamplingRule { rule_name: name.into(), priority, ..SamplingRule::default_rule() };
-        let mut rules = vec![rule("b", 5), rule("Default", 10000), rule("a", 5), rule("first", 1)];
+        let mut rules = [rule("b", 5), rule("Default", 10000), rule("a", 5), rule("first", 1)];
         rules.sort_by(SamplingRule::evaluation_order);
         let names: Vec<&str> = rules.iter().map(|rule| rule.rule_name.as_str()).collect();
         assert_eq!(names, ["first", "a", "b", "Default"]);

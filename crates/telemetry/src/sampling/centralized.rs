@@ -21,7 +21,8 @@ use xray_protocol::{
     SamplingTargetsRequest, SamplingTargetsResponse,
 };
 
-use super::{AppliedRule, RuleSet, SamplingRules, XraySampler};
+use super::local::xrays_default;
+use super::rules::{AppliedRule, RuleSet, XraySampler};
 
 /// How often the rules are fetched (X-Ray SDKs: 5 minutes).
 const RULES_INTERVAL: Duration = Duration::from_secs(300);
@@ -41,10 +42,10 @@ pub(crate) struct Poller {
 }
 
 impl Poller {
-    /// Starts polling `http://{daemon_address}` for `sampler`'s rules.
-    pub(crate) fn start(daemon_address: &str, sampler: Arc<XraySampler>) -> std::io::Result<Self> {
+    /// Starts polling `http://{daemon_tcp_address}` for `sampler`'s rules.
+    pub(crate) fn start(daemon_tcp_address: &str, sampler: Arc<XraySampler>) -> std::io::Result<Self> {
         let (stop, stopped) = mpsc::channel();
-        let api = SamplingApi { base: format!("http://{daemon_address}"), client_id: client_id() };
+        let api = SamplingApi { base: format!("http://{daemon_tcp_address}"), client_id: client_id() };
         std::thread::Builder::new().name("xray-sampling".into()).spawn(move || api.poll(&sampler, &stopped))?;
         Ok(Self { _stop: stop })
     }
@@ -130,7 +131,7 @@ impl SamplingApi {
                 state.failing = true;
                 if state.fetched.is_some_and(|(at, _)| at.elapsed() > RULES_EXPIRE) {
                     state.fetched = None;
-                    sampler.replace_rules(RuleSet::local(&SamplingRules::default()));
+                    sampler.replace_rules(xrays_default());
                 }
                 // A daemon that starts after this service is found within seconds, not at the next interval.
                 if state.fetched.is_none() {
@@ -249,7 +250,7 @@ fn centralized_rules(mut rules: Vec<SamplingRule>) -> RuleSet {
         .map(|rule| AppliedRule::new(rule.rule_name.clone(), rule.patterns(), Reservoir::borrowing(rule.fixed_rate)))
         .collect();
     if !rules.last().is_some_and(SamplingRule::matches_everything) {
-        applied.extend(RuleSet::local(&SamplingRules::default()).rules);
+        applied.extend(xrays_default().rules);
     }
     RuleSet { rules: applied }
 }
@@ -260,7 +261,7 @@ mod tests {
     use opentelemetry_semantic_conventions::attribute::{SERVER_ADDRESS, URL_PATH};
 
     use super::*;
-    use crate::sampling::tests::sampler;
+    use crate::naming::SegmentNaming;
 
     fn rule(json: serde_json::Value) -> SamplingRule {
         let mut rule = serde_json::json!({
@@ -284,14 +285,10 @@ mod tests {
         let names: Vec<&str> = rules.rules.iter().map(|rule| rule.name.as_str()).collect();
         assert_eq!(names, ["health", "backend", "Default"]);
 
-        let sampler = sampler(rules);
-        let request = |host: &'static str, path: &'static str| {
-            [KeyValue::new(SERVER_ADDRESS, host), KeyValue::new(URL_PATH, path)]
-        };
-        let rule_for = |host, path| {
-            let request = request(host, path);
-            let request = sampler.request(&request);
-            sampler.rules().matching(&request).name.clone()
+        let sampler = XraySampler::new(SegmentNaming::new("cruddur-backend", Some("*.gitpod.io")), rules);
+        let rule_for = |host: &str, path: &str| {
+            sampler
+                .rule_for(&[KeyValue::new(SERVER_ADDRESS, host.to_owned()), KeyValue::new(URL_PATH, path.to_owned())])
         };
         assert_eq!(rule_for("localhost", "/api/health"), "health");
         assert_eq!(rule_for("localhost", "/api/activities/home"), "backend");

@@ -1,23 +1,26 @@
-//! Shared by the test binaries: a small traced axum app shaped like Cruddur's home feed, served on 127.0.0.1:0, and
-//! the configuration that points telemetry at the local receivers through the seed's variables.
+//! Shared by the test binaries: a small traced axum app shaped like Cruddur's home feed, run in test-support's
+//! traced-app harness with telemetry from the seed's variables, and a stand-in for the daemon's sampling API.
 
 #![allow(dead_code, unreachable_pub)] // each test binary uses its own part
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::get;
+use cruddur_telemetry::sampling::EVERY_TRACE;
 use cruddur_telemetry::server::ServerLayer;
-use cruddur_telemetry::{Telemetry, TelemetryConfig};
+use cruddur_telemetry::{DatabaseTarget, Telemetry, TelemetryConfig};
 use sqlx::PgPool;
 use test_support::otlp::OtlpReceiver;
+use test_support::traced::{Pipeline, TracedApp, TracedOptions, Variables};
 use test_support::udp_sink::UdpSink;
 use tokio::sync::oneshot;
 use tracing::Instrument;
 use tracing::field::Empty;
+use tracing::subscriber::DefaultGuard;
+use tracing_subscriber::layer::SubscriberExt;
 use xray_protocol::{
     GetSamplingRulesResponse, SamplingRule, SamplingRuleRecord, SamplingTargetDocument, SamplingTargetsRequest,
     SamplingTargetsResponse,
@@ -30,27 +33,59 @@ pub const ACTIVITIES_ROUTE: &str = "/api/activities/{handle}";
 pub const ACTIVITIES_QUERY: &str =
     "SELECT message FROM (VALUES ($1::text), ('second message')) AS activities(message) WHERE message IS NOT NULL";
 
-/// The seed's variables (plus X-Ray's), pointing at the local receivers.
+/// How the harness installs and flushes this crate's pipeline.
+pub const TELEMETRY: Pipeline<Telemetry> = Pipeline { install, flush: Telemetry::force_flush };
+
+fn install(telemetry: &Telemetry) -> DefaultGuard {
+    tracing::subscriber::set_default(tracing_subscriber::registry().with(telemetry.layer()))
+}
+
+/// The seed's variables for the test service, every trace to X-Ray, and `extra` on top.
+pub fn options(extra: &[(&str, &str)]) -> TracedOptions {
+    // These tests follow each request into X-Ray; the sampling tests set rules of their own.
+    TracedOptions::new("backend-rust", EVERY_TRACE).variables(extra)
+}
+
+/// The configuration the seed's variables and `extra` give, pointing at `receiver` and `sink` (for the tests that
+/// assemble a pipeline of their own).
 pub fn seed_config(receiver: &OtlpReceiver, sink: &UdpSink, extra: &[(&str, &str)]) -> TelemetryConfig {
-    let mut vars: HashMap<String, String> = HashMap::from([
-        ("OTEL_EXPORTER_OTLP_ENDPOINT".into(), receiver.endpoint()),
-        ("OTEL_EXPORTER_OTLP_HEADERS".into(), "x-honeycomb-team=test-honeycomb-key".into()),
-        ("OTEL_SERVICE_NAME".into(), "backend-rust".into()),
-        ("AWS_XRAY_DAEMON_ADDRESS".into(), sink.address().to_string()),
-        // These tests follow each request into X-Ray; sampling has tests of its own.
-        ("AWS_XRAY_SAMPLING_RULES".into(), cruddur_telemetry::sampling::EVERY_TRACE.into()),
-    ]);
-    vars.extend(extra.iter().map(|(name, value)| (name.to_string(), value.to_string())));
-    TelemetryConfig::from_lookup("cruddur-test", |name| vars.get(name).cloned()).expect("a valid configuration")
+    let variables = options(extra).resolve(receiver, sink);
+    TelemetryConfig::from_lookup("cruddur-test", |name| variables.get(name)).expect("a valid configuration")
 }
 
 /// A fresh database (on test-support's Postgres), declared to `telemetry`.
 pub async fn database(telemetry: &Telemetry) -> (PgPool, String) {
     let url = test_support::postgres::fresh_database().await;
-    telemetry.set_database(cruddur_telemetry::DatabaseTarget::from_url(&url).expect("a postgres URL"));
-    let pool = PgPool::connect(&url).await.expect("connecting to the test database");
-    let name = url.rsplit('/').next().expect("a database name").to_owned();
-    (pool, name)
+    (connect(telemetry, &url).await, url.rsplit('/').next().expect("a database name").to_owned())
+}
+
+async fn connect(telemetry: &Telemetry, url: &str) -> PgPool {
+    telemetry.set_database(DatabaseTarget::from_url(url).expect("a postgres URL"));
+    PgPool::connect(url).await.expect("connecting to the test database")
+}
+
+/// The app with a fresh database, traced as the seed's variables and `extra` configure it.
+pub async fn harness(extra: &[(&str, &str)]) -> TracedApp<Telemetry> {
+    traced(options(extra).with_database(), |_| {}).await
+}
+
+/// The app traced as `options` configure it, with `adjust` applied to the configuration (what no variable sets).
+pub async fn traced(options: TracedOptions, adjust: impl FnOnce(&mut TelemetryConfig)) -> TracedApp<Telemetry> {
+    let telemetry = |variables: &Variables| {
+        let mut config =
+            TelemetryConfig::from_lookup("cruddur-test", |name| variables.get(name)).expect("a valid configuration");
+        adjust(&mut config);
+        Telemetry::new(&config).expect("telemetry")
+    };
+    TracedApp::start(options, TELEMETRY, telemetry, async |telemetry: &Telemetry, database_url: Option<&str>| {
+        let pool = match database_url {
+            Some(url) => connect(telemetry, url).await,
+            // Routes that never query.
+            None => PgPool::connect_lazy("postgres://unused/unused").expect("a lazy pool"),
+        };
+        app(pool)
+    })
+    .await
 }
 
 /// The app: a home-feed route with a hand-made span, a query and a child span with X-Ray metadata, plus routes
@@ -97,7 +132,7 @@ pub async fn serve(app: Router) -> (SocketAddr, oneshot::Sender<()>) {
 }
 
 /// Serves `app` on `listener` until the sender is dropped.
-pub fn serve_on(listener: tokio::net::TcpListener, app: Router) -> (SocketAddr, oneshot::Sender<()>) {
+fn serve_on(listener: tokio::net::TcpListener, app: Router) -> (SocketAddr, oneshot::Sender<()>) {
     let address = listener.local_addr().expect("the app's address");
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(async move {
@@ -109,15 +144,6 @@ pub fn serve_on(listener: tokio::net::TcpListener, app: Router) -> (SocketAddr, 
             .expect("serving the app");
     });
     (address, stop)
-}
-
-/// The X-Ray trace id form of an OTLP trace id.
-pub fn xray_id(otlp_trace_id: &str) -> String {
-    format!("1-{}-{}", &otlp_trace_id[..8], &otlp_trace_id[8..])
-}
-
-pub fn is_hex(text: &str, length: usize) -> bool {
-    text.len() == length && text.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
 }
 
 /// A stand-in for the daemon's sampling API (`POST /GetSamplingRules`, `POST /SamplingTargets`): answers the given
