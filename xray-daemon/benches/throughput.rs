@@ -9,10 +9,8 @@
 //! XRAY_BENCH_RATES=150000 XRAY_BENCH_BUFFER_MB=16 cargo bench -p xray-daemon --bench throughput   # -m 16
 //! ```
 
-use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, UdpSocket};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use test_support::xray_endpoint::XrayEndpoint;
@@ -37,12 +35,7 @@ fn datagram(index: usize) -> Vec<u8> {
     format!("{{\"format\":\"json\",\"version\":1}}\n{document}").into_bytes()
 }
 
-struct Daemon {
-    child: Child,
-    udp: SocketAddr,
-    /// The daemon's last line, with its totals.
-    stopped: mpsc::Receiver<String>,
-}
+mod support;
 
 /// What the daemon counted, from its last log line.
 struct Totals {
@@ -50,74 +43,30 @@ struct Totals {
     spillover: u64,
 }
 
-impl Daemon {
-    fn start(endpoint: &XrayEndpoint, buffer_mb: Option<&str>) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_xray"))
-            .args(["-o", "-n", "us-east-1", "-b", "127.0.0.1:0", "-t", "127.0.0.1:0"])
-            .args(buffer_mb.map(|mb| ["-m", mb]).into_iter().flatten())
-            .args(["--endpoint", &endpoint.url()])
-            .env_clear()
-            .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-            .env("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
-            // The start-up line is at info; everything else only when something goes wrong.
-            .env("RUST_LOG", "warn,xray_daemon=info")
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("starting xray");
-        let (found, address) = mpsc::channel();
-        let (last_line, stopped) = mpsc::channel();
-        let stdout = child.stdout.take().expect("piped");
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(udp) = line.split_whitespace().find_map(|field| field.strip_prefix("udp=")) {
-                    let _ = found.send(udp.parse::<SocketAddr>().expect("an address"));
-                } else if line.contains("X-Ray daemon stopped") {
-                    let _ = last_line.send(line);
-                } else if line.contains("WARN") || line.contains("ERROR") {
-                    eprintln!("xray: {line}");
-                }
-            }
-        });
-        match address.recv_timeout(Duration::from_secs(10)) {
-            Ok(udp) => Self { child, udp, stopped },
-            Err(error) => {
-                let _ = child.kill();
-                panic!("no start-up line from xray: {error}");
-            }
-        }
-    }
-
-    /// Peak resident memory so far (`VmHWM`), in KB.
-    fn peak_rss_kb(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix("VmHWM:")?.trim().strip_suffix("kB")?.trim().parse().ok())
-            .unwrap_or(0)
-    }
+fn start_daemon(endpoint: &XrayEndpoint, buffer_mb: Option<&str>) -> support::Running {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_xray"));
+    command
+        .args(["-o", "-n", "us-east-1", "-b", "127.0.0.1:0", "-t", "127.0.0.1:0"])
+        .args(buffer_mb.map(|mb| ["-m", mb]).into_iter().flatten())
+        .args(["--endpoint", &endpoint.url()])
+        .env_clear()
+        .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+        .env("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
+        // The start-up line is at info; everything else only when something goes wrong.
+        .env("RUST_LOG", "warn,xray_daemon=info");
+    support::Running::start(command, "udp=")
 }
 
-impl Daemon {
-    /// SIGTERM, as a container stop: the daemon flushes what it holds and logs its totals.
-    fn stop(&mut self) -> Totals {
-        let terminated = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
-        assert!(terminated.is_ok_and(|status| status.success()), "sending SIGTERM");
-        let line = self.stopped.recv_timeout(Duration::from_secs(20)).expect("the daemon's last line");
-        let field = |name: &str| -> u64 {
-            let prefix = format!("{name}=");
-            line.split_whitespace()
-                .find_map(|field| field.strip_prefix(prefix.as_str())?.parse().ok())
-                .unwrap_or_else(|| panic!("{name} in {line:?}"))
-        };
-        Totals { received: field("received"), spillover: field("spillover") }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// SIGTERM, then the totals of the daemon's last line.
+fn stop(daemon: &mut support::Running) -> Totals {
+    let line = daemon.stop();
+    let field = |name: &str| -> u64 {
+        let prefix = format!("{name}=");
+        line.split_whitespace()
+            .find_map(|field| field.strip_prefix(prefix.as_str())?.parse().ok())
+            .unwrap_or_else(|| panic!("{name} in {line:?}"))
+    };
+    Totals { received: field("received"), spillover: field("spillover") }
 }
 
 /// Sends `rate` datagrams per second for `seconds`, paced per millisecond; returns how many were sent.
@@ -161,8 +110,8 @@ fn main() {
     );
     for rate in rates {
         let endpoint = XrayEndpoint::start();
-        let mut daemon = Daemon::start(&endpoint, buffer_mb.as_deref());
-        let sent = generate(daemon.udp, rate, seconds, &datagrams);
+        let mut daemon = start_daemon(&endpoint, buffer_mb.as_deref());
+        let sent = generate(daemon.address, rate, seconds, &datagrams);
         // Wait for the stragglers (the last partial batch goes 1 s after its first document), then stop the daemon:
         // it sends what it still holds.
         let deadline = Instant::now() + Duration::from_secs(5);
@@ -170,7 +119,7 @@ fn main() {
             std::thread::sleep(Duration::from_millis(50));
         }
         let peak = daemon.peak_rss_kb() as f64 / 1024.0;
-        let totals = daemon.stop();
+        let totals = stop(&mut daemon);
         let arrived = endpoint.accepted_document_count() as u64;
         println!(
             "{rate:>8} {sent:>9} {:>9} {arrived:>9} {:>8} {:>10} {:>10} {peak:>6.1} MB",

@@ -107,6 +107,38 @@ pub struct Cli {
     #[arg(long = "console-rules")]
     pub console_rules: Option<PathBuf>,
 
+    // ---- OTLP gateway (not in the official daemon): OTLP in on the TCP port, delivery and fan-out ----
+    /// How spans received as OTLP reach X-Ray: `segments` (converted, sent with PutTraceSegments; works on every
+    /// account) or `otlp` (forwarded to X-Ray's OTLP endpoint `<endpoint>/v1/traces`, SigV4-signed; needs
+    /// CloudWatch Transaction Search). Default: segments.
+    #[arg(long = "xray-delivery", env = "XRAY_DELIVERY", value_enum)]
+    pub xray_delivery: Option<XrayDelivery>,
+
+    /// Also forward every UDP segment to the OTLP destination (OTEL_EXPORTER_OTLP_*), converted to spans with the
+    /// same trace ids.
+    #[arg(long = "forward-segments-as-otlp", env = "XRAY_FORWARD_SEGMENTS_AS_OTLP")]
+    pub forward_segments_as_otlp: bool,
+
+    /// An OTLP/HTTP destination every span is also forwarded to (`/v1/traces` is appended).
+    #[arg(long = "otlp-endpoint", env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
+
+    /// The OTLP destination's full traces URL (wins over --otlp-endpoint).
+    #[arg(long = "otlp-traces-endpoint", env = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")]
+    pub otlp_traces_endpoint: Option<String>,
+
+    /// Headers sent to the OTLP destination: `name=value,name2=value2` (values percent-decoded).
+    #[arg(long = "otlp-headers", env = "OTEL_EXPORTER_OTLP_HEADERS", hide_env_values = true)]
+    pub otlp_headers: Option<String>,
+
+    /// Honeycomb's API key: sent as `x-honeycomb-team` unless --otlp-headers names it.
+    #[arg(long = "honeycomb-api-key", env = "HONEYCOMB_API_KEY", hide_env_values = true)]
+    pub honeycomb_api_key: Option<String>,
+
+    /// Memory each OTLP destination's queue holds at most, in MB; what does not fit is dropped and counted.
+    #[arg(long = "otlp-queue-memory", default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..))]
+    pub otlp_queue_memory: u64,
+    // ---- end of the OTLP gateway flags ----
     /// Print the version and exit.
     #[arg(short = 'v', long = "version", action = ArgAction::Version)]
     version: Option<bool>,
@@ -158,6 +190,12 @@ struct FileConfig {
     no_verify_ssl: Option<bool>,
     proxy_address: Option<String>,
     version: Option<u32>,
+    // ---- OTLP gateway keys (not in the official daemon) ----
+    #[serde(rename = "XRayDelivery")]
+    xray_delivery: Option<XrayDelivery>,
+    #[serde(rename = "ForwardSegmentsAsOTLP")]
+    forward_segments_as_otlp: Option<bool>,
+    // ---- end of the OTLP gateway keys ----
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -208,6 +246,8 @@ pub struct Config {
     pub flush_timeout: Duration,
     /// The local console (`--console`), if on.
     pub console: Option<xray_console::ConsoleConfig>,
+    /// OTLP in, delivery to X-Ray and fan-out.
+    pub gateway: GatewayConfig,
 }
 
 impl Config {
@@ -234,6 +274,7 @@ impl Config {
             batch_idle: Duration::from_secs(1),
             flush_timeout: Duration::from_secs(10),
             console: None,
+            gateway: GatewayConfig::default(),
         }
     }
 
@@ -276,6 +317,7 @@ impl Config {
         if cli.console {
             config.console = Some(console_config(cli)?);
         }
+        config.gateway = gateway_config(cli, file.xray_delivery, file.forward_segments_as_otlp)?;
         Ok(config)
     }
 
@@ -304,6 +346,101 @@ fn console_config(cli: &Cli) -> Result<xray_console::ConsoleConfig, DaemonError>
     console.rules = vec![rules];
     Ok(console)
 }
+
+// ---- OTLP gateway (not in the official daemon) ----
+
+/// How spans received as OTLP reach X-Ray.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum XrayDelivery {
+    /// Converted to segment documents and sent with `PutTraceSegments`, as UDP segments are.
+    #[default]
+    Segments,
+    /// Forwarded as OTLP to X-Ray's OTLP endpoint, SigV4-signed (needs CloudWatch Transaction Search).
+    Otlp,
+}
+
+/// An OTLP/HTTP destination: where, and with which headers.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OtlpDestination {
+    /// The full traces URL (`.../v1/traces`).
+    pub traces_endpoint: String,
+    pub headers: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for OtlpDestination {
+    /// Header values are API keys: only their names are shown.
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.headers.iter().map(|(name, _)| name.as_str()).collect();
+        formatter
+            .debug_struct("OtlpDestination")
+            .field("traces_endpoint", &self.traces_endpoint)
+            .field("header_names", &names)
+            .finish()
+    }
+}
+
+/// OTLP in, delivery to X-Ray and fan-out, resolved.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    pub xray_delivery: XrayDelivery,
+    /// The OTLP destination every span (and with `forward_segments_as_otlp`, every UDP segment) also goes to.
+    pub otlp_destination: Option<OtlpDestination>,
+    pub forward_segments_as_otlp: bool,
+    /// Bytes each OTLP destination's queue holds at most.
+    pub queue_bytes: u64,
+    /// How long an OTLP batch may wait, from its first export, for more.
+    pub batch_idle: Duration,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            xray_delivery: XrayDelivery::Segments,
+            otlp_destination: None,
+            forward_segments_as_otlp: false,
+            queue_bytes: 16 * 1024 * 1024,
+            batch_idle: Duration::from_millis(200),
+        }
+    }
+}
+
+/// The OTLP variables are read as the telemetry crate reads them for every Cruddur binary (one parser, one
+/// behaviour): the traces URL wins over the base URL, `HONEYCOMB_API_KEY` adds `x-honeycomb-team`.
+fn gateway_config(
+    cli: &Cli,
+    file_delivery: Option<XrayDelivery>,
+    file_forward: Option<bool>,
+) -> Result<GatewayConfig, DaemonError> {
+    let lookup = |name: &str| match name {
+        "OTEL_EXPORTER_OTLP_ENDPOINT" => cli.otlp_endpoint.clone(),
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT" => cli.otlp_traces_endpoint.clone(),
+        "OTEL_EXPORTER_OTLP_HEADERS" => cli.otlp_headers.clone(),
+        "HONEYCOMB_API_KEY" => cli.honeycomb_api_key.clone(),
+        _ => None,
+    };
+    let otlp = cruddur_telemetry::TelemetryConfig::from_lookup("xray-daemon", lookup)
+        .map_err(|error| DaemonError::Config(error.to_string()))?
+        .otlp;
+    let forward_segments_as_otlp = cli.forward_segments_as_otlp || file_forward.unwrap_or(false);
+    if forward_segments_as_otlp && otlp.is_none() {
+        return Err(DaemonError::Config(
+            "--forward-segments-as-otlp (ForwardSegmentsAsOTLP) needs an OTLP destination: set \
+             OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+                .into(),
+        ));
+    }
+    Ok(GatewayConfig {
+        xray_delivery: cli.xray_delivery.or(file_delivery).unwrap_or_default(),
+        otlp_destination: otlp
+            .map(|otlp| OtlpDestination { traces_endpoint: otlp.traces_endpoint.to_string(), headers: otlp.headers }),
+        forward_segments_as_otlp,
+        queue_bytes: cli.otlp_queue_memory.saturating_mul(1024 * 1024),
+        ..GatewayConfig::default()
+    })
+}
+
+// ---- end of the OTLP gateway ----
 
 fn read_file(path: &Path) -> Result<FileConfig, DaemonError> {
     let text = std::fs::read_to_string(path)
@@ -545,5 +682,34 @@ Logging:
             .find_map(|line| line.strip_prefix("MemTotal:")?.trim().strip_suffix("kB")?.trim().parse().ok())
             .unwrap();
         assert_eq!(default_buffer_bytes(), (total_kb * 1024 / 100).max(3 * 1024 * 1024));
+    }
+
+    // ---- OTLP gateway ----
+
+    #[test]
+    fn the_gateway_flags_and_keys_are_read_and_the_otlp_variables_as_the_telemetry_crate_reads_them() {
+        let config = Config::from_cli(&cli(&[]).unwrap()).unwrap();
+        assert_eq!(config.gateway.xray_delivery, XrayDelivery::Segments);
+        assert_eq!(config.gateway.otlp_destination, None);
+
+        let yaml = "Version: 2\nXRayDelivery: otlp\nForwardSegmentsAsOTLP: true\n";
+        let error = with_file(yaml, &[]).unwrap_err().to_string();
+        assert!(error.contains("OTEL_EXPORTER_OTLP_ENDPOINT"), "forwarding segments needs a destination: {error}");
+        let config =
+            with_file(yaml, &["--otlp-endpoint", "https://api.honeycomb.io/", "--honeycomb-api-key", "k"]).unwrap();
+        assert_eq!(config.gateway.xray_delivery, XrayDelivery::Otlp);
+        assert!(config.gateway.forward_segments_as_otlp);
+        let destination = config.gateway.otlp_destination.unwrap();
+        assert_eq!(destination.traces_endpoint, "https://api.honeycomb.io/v1/traces");
+        assert_eq!(destination.headers, [("x-honeycomb-team".to_owned(), "k".to_owned())]);
+        assert!(!format!("{destination:?}").contains("\"k\""), "the key is never printed");
+
+        let config = with_file(yaml, &["--xray-delivery", "segments", "--otlp-traces-endpoint", "http://c:4318/t"]);
+        let config = config.unwrap();
+        assert_eq!(config.gateway.xray_delivery, XrayDelivery::Segments, "the flag wins over the file");
+        assert_eq!(config.gateway.otlp_destination.unwrap().traces_endpoint, "http://c:4318/t");
+        let error = with_file("Version: 2\n", &["--otlp-endpoint", "ftp://x"]).unwrap_err().to_string();
+        assert!(error.contains("OTEL_EXPORTER_OTLP_ENDPOINT"), "{error}");
+        assert!(cli(&["--xray-delivery", "udp"]).is_err());
     }
 }

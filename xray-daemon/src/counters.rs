@@ -1,5 +1,6 @@
 //! What the daemon counts: the official telemetry counters, kept exact so that at rest
-//! `received = sent + spillover + rejected`.
+//! `received = sent + spillover + rejected`; and the OTLP gateway's, per destination, so that at rest
+//! `queued = sent + refused + dropped` (spans a full queue never took are dropped too).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -36,6 +37,23 @@ struct Inner {
     other: AtomicU64,
     buffered_bytes: AtomicU64,
     peak_buffered_bytes: AtomicU64,
+    otlp_received_spans: AtomicU64,
+    otlp_rejected_spans: AtomicU64,
+    otlp_bad_requests: AtomicU64,
+    xray_otlp: DestinationCounters,
+    fan_out: DestinationCounters,
+}
+
+/// One OTLP destination's counters.
+#[derive(Debug, Default)]
+pub(crate) struct DestinationCounters {
+    offered: AtomicU64,
+    sent: AtomicU64,
+    refused: AtomicU64,
+    dropped: AtomicU64,
+    retries: AtomicU64,
+    queued_bytes: AtomicU64,
+    peak_queued_bytes: AtomicU64,
 }
 
 /// The counters at one moment.
@@ -53,6 +71,47 @@ pub struct Snapshot {
     /// Bytes of documents waiting now (with their bookkeeping), and the most there ever were.
     pub buffered_bytes: u64,
     pub peak_buffered_bytes: u64,
+    pub otlp: OtlpSnapshot,
+}
+
+/// What the OTLP gateway counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OtlpSnapshot {
+    /// Spans received on `POST /v1/traces` in requests that decoded.
+    pub received_spans: u64,
+    /// Spans refused in a partial success (no valid trace or span id).
+    pub rejected_spans: u64,
+    /// Requests answered 400, 413 or 415 (malformed, oversized, or in an unknown format).
+    pub bad_requests: u64,
+    /// X-Ray's OTLP endpoint (`--xray-delivery otlp`).
+    pub xray: DestinationSnapshot,
+    /// The OTLP destination of `OTEL_EXPORTER_OTLP_*`.
+    pub fan_out: DestinationSnapshot,
+}
+
+/// One OTLP destination at one moment: at rest, `offered = sent + refused + dropped`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DestinationSnapshot {
+    /// Spans handed to the destination.
+    pub offered: u64,
+    /// Spans it accepted.
+    pub sent: u64,
+    /// Spans it refused (a 4xx other than 429, or rejected in its partial success).
+    pub refused: u64,
+    /// Spans its full queue did not take, or still unsent at the shutdown deadline.
+    pub dropped: u64,
+    /// Attempts retried (connection errors, 429, 502, 503, 504).
+    pub retries: u64,
+    /// Bytes waiting now, and the most there ever were.
+    pub queued_bytes: u64,
+    pub peak_queued_bytes: u64,
+}
+
+/// Which OTLP destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lane {
+    Xray,
+    FanOut,
 }
 
 /// Failed calls to X-Ray, by kind: the official `BackendConnectionErrors`.
@@ -96,6 +155,29 @@ impl Counters {
             },
             buffered_bytes: load(&inner.buffered_bytes),
             peak_buffered_bytes: load(&inner.peak_buffered_bytes),
+            otlp: OtlpSnapshot {
+                received_spans: load(&inner.otlp_received_spans),
+                rejected_spans: load(&inner.otlp_rejected_spans),
+                bad_requests: load(&inner.otlp_bad_requests),
+                xray: inner.xray_otlp.snapshot(),
+                fan_out: inner.fan_out.snapshot(),
+            },
+        }
+    }
+
+    pub(crate) fn otlp_received(&self, spans: u64, rejected: u64) {
+        self.0.otlp_received_spans.fetch_add(spans, Ordering::SeqCst);
+        self.0.otlp_rejected_spans.fetch_add(rejected, Ordering::SeqCst);
+    }
+
+    pub(crate) fn otlp_bad_request(&self) {
+        self.0.otlp_bad_requests.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub(crate) fn destination(&self, lane: Lane) -> &DestinationCounters {
+        match lane {
+            Lane::Xray => &self.0.xray_otlp,
+            Lane::FanOut => &self.0.fan_out,
         }
     }
 
@@ -130,24 +212,65 @@ impl Counters {
 
     /// Reserves room for `bytes` in a buffer of `limit` bytes; `false` when it does not fit.
     pub(crate) fn reserve(&self, bytes: u64, limit: u64) -> bool {
-        let buffered = &self.0.buffered_bytes;
-        let mut current = buffered.load(Ordering::SeqCst);
-        loop {
-            if current + bytes > limit {
-                return false;
-            }
-            match buffered.compare_exchange(current, current + bytes, Ordering::SeqCst, Ordering::SeqCst) {
-                Ok(_) => {
-                    self.0.peak_buffered_bytes.fetch_max(current + bytes, Ordering::SeqCst);
-                    return true;
-                }
-                Err(actual) => current = actual,
-            }
-        }
+        reserve(&self.0.buffered_bytes, &self.0.peak_buffered_bytes, bytes, limit)
     }
 
     pub(crate) fn release(&self, bytes: u64) {
         self.0.buffered_bytes.fetch_sub(bytes, Ordering::SeqCst);
+    }
+}
+
+/// Adds `bytes` to `held` unless that would pass `limit`, keeping `peak` the most ever held.
+fn reserve(held: &AtomicU64, peak: &AtomicU64, bytes: u64, limit: u64) -> bool {
+    let mut current = held.load(Ordering::SeqCst);
+    loop {
+        if current + bytes > limit {
+            return false;
+        }
+        match held.compare_exchange(current, current + bytes, Ordering::SeqCst, Ordering::SeqCst) {
+            Ok(_) => {
+                peak.fetch_max(current + bytes, Ordering::SeqCst);
+                return true;
+            }
+            Err(actual) => current = actual,
+        }
+    }
+}
+
+impl DestinationCounters {
+    fn snapshot(&self) -> DestinationSnapshot {
+        let load = |counter: &AtomicU64| counter.load(Ordering::SeqCst);
+        DestinationSnapshot {
+            offered: load(&self.offered),
+            sent: load(&self.sent),
+            refused: load(&self.refused),
+            dropped: load(&self.dropped),
+            retries: load(&self.retries),
+            queued_bytes: load(&self.queued_bytes),
+            peak_queued_bytes: load(&self.peak_queued_bytes),
+        }
+    }
+
+    /// Takes `spans` encoded in `bytes` if the queue (of `limit` bytes) has room; counts them dropped if not.
+    pub(crate) fn offer(&self, spans: u64, bytes: u64, limit: u64) -> bool {
+        self.offered.fetch_add(spans, Ordering::SeqCst);
+        let fits = reserve(&self.queued_bytes, &self.peak_queued_bytes, bytes, limit);
+        if !fits {
+            self.dropped.fetch_add(spans, Ordering::SeqCst);
+        }
+        fits
+    }
+
+    /// A batch of `spans` in `bytes` is done with: `sent` accepted, `refused` refused, the rest dropped.
+    pub(crate) fn done(&self, spans: u64, bytes: u64, sent: u64, refused: u64) {
+        self.sent.fetch_add(sent, Ordering::SeqCst);
+        self.refused.fetch_add(refused, Ordering::SeqCst);
+        self.dropped.fetch_add(spans.saturating_sub(sent + refused), Ordering::SeqCst);
+        self.queued_bytes.fetch_sub(bytes, Ordering::SeqCst);
+    }
+
+    pub(crate) fn retried(&self) {
+        self.retries.fetch_add(1, Ordering::SeqCst);
     }
 }
 
@@ -171,6 +294,7 @@ impl Snapshot {
             },
             buffered_bytes: self.buffered_bytes,
             peak_buffered_bytes: self.peak_buffered_bytes,
+            otlp: self.otlp,
         }
     }
 }
@@ -189,5 +313,17 @@ mod tests {
         assert!(counters.reserve(60, 100));
         let snapshot = counters.snapshot();
         assert_eq!((snapshot.buffered_bytes, snapshot.peak_buffered_bytes), (100, 100));
+    }
+
+    #[test]
+    fn an_otlp_queue_never_holds_more_than_its_limit_and_counts_what_it_drops() {
+        let counters = Counters::default();
+        let lane = counters.destination(Lane::FanOut);
+        assert!(lane.offer(3, 60, 100));
+        assert!(!lane.offer(5, 41, 100));
+        lane.done(3, 60, 2, 1);
+        let snapshot = counters.snapshot().otlp.fan_out;
+        assert_eq!((snapshot.offered, snapshot.sent, snapshot.refused, snapshot.dropped), (8, 2, 1, 5));
+        assert_eq!((snapshot.queued_bytes, snapshot.peak_queued_bytes), (0, 60));
     }
 }

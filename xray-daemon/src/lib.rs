@@ -6,7 +6,9 @@
 //! - memory bounded by `-m` but allocated as segments arrive, not preallocated;
 //! - local mode never touches the EC2 instance metadata service, and a missing region is one clear line;
 //! - the TCP proxy strips hop-by-hop and sidecar headers before signing, so the signature survives the next hop;
-//! - `--endpoint` (and `AWS_ENDPOINT_URL_XRAY`) point it at any X-Ray-compatible endpoint.
+//! - `--endpoint` (and `AWS_ENDPOINT_URL_XRAY`) point it at any X-Ray-compatible endpoint;
+//! - it is a small OTLP gateway too: OTLP/HTTP spans in on the TCP port ([`otlp_in`]), to X-Ray as segments or to
+//!   its OTLP endpoint, and to any OTLP destination with the UDP segments as spans ([`gateway`]).
 //!
 //! [`run`] takes bound sockets, the resolved [`Config`], the AWS configuration and a shutdown future, so tests run
 //! it on 127.0.0.1:0 against a local endpoint.
@@ -15,8 +17,11 @@ pub mod aws;
 mod cli;
 mod counters;
 pub mod datagram;
+pub mod gateway;
 pub mod log_file;
 mod log_limit;
+pub mod otlp_in;
+mod otlp_out;
 mod proxy;
 mod reporting;
 mod sender;
@@ -32,8 +37,8 @@ use aws_sdk_xray::config::timeout::TimeoutConfig;
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc;
 
-pub use cli::{Cli, Config, LogLevel};
-pub use counters::{BackendErrors, Counters, Snapshot};
+pub use cli::{Cli, Config, GatewayConfig, LogLevel, OtlpDestination, XrayDelivery};
+pub use counters::{BackendErrors, Counters, DestinationSnapshot, OtlpSnapshot, Snapshot};
 pub use sender::MAX_BATCH;
 
 use crate::log_limit::RateLimitedLog;
@@ -89,11 +94,12 @@ fn bind_udp(address: SocketAddr) -> std::io::Result<UdpSocket> {
     UdpSocket::from_std(socket.into())
 }
 
-/// Receives, batches and sends segments, proxies the TCP port and reports counters, until `shutdown` completes;
-/// then stops reading, sends what is buffered (up to `config.flush_timeout`) and returns.
+/// Receives, batches and sends segments, proxies the TCP port, takes OTLP on it and fans it out, and reports
+/// counters, until `shutdown` completes; then stops reading, sends what is buffered (up to `config.flush_timeout`)
+/// and returns.
 ///
 /// With `config.console`, what arrives is also kept in the local console, whose routes the TCP port serves; when
-/// `sdk` has no region or no credentials, nothing is forwarded at all (no `PutTraceSegments`, no proxy, no
+/// `sdk` has no region or no credentials, nothing is forwarded to X-Ray at all (no `PutTraceSegments`, no proxy, no
 /// telemetry) and the console answers the sampling API itself.
 pub async fn run(
     sockets: Sockets,
@@ -111,12 +117,28 @@ pub async fn run(
     if upstream.is_none() {
         tracing::info!(udp = %udp_address, tcp = %tcp_address, "X-Ray daemon started");
     }
-    let tcp_server = serve_tcp(sockets.tcp, tcp_router(console.as_ref(), upstream.as_ref()), stop.clone());
-    let buffer_limit = config.buffer_bytes as u64;
+    let (set_deadline, deadline) = sender::FlushDeadline::new();
+    let (documents, queue) = mpsc::unbounded_channel();
+    let segments = upstream.as_ref().map(|_| segment_queue(config, documents, &counters));
+    let xray = upstream.as_ref().map(|upstream| gateway::XrayUpstream {
+        sdk: &upstream.proxy.sdk,
+        endpoint: &upstream.proxy.endpoint,
+        segments: segments.clone(),
+    });
+    let gateway::Started { gateway, tasks: gateway_tasks } =
+        gateway::start(config, &counters, console.clone(), xray, proxy_client(config)?, &deadline)?;
+    // OTLP is taken by the gateway, which hands it to the console too; every other path is served as before.
+    let router = otlp_in::router(gateway.clone()).fallback_service(tcp_router(console.as_ref(), upstream.as_ref()));
+    let tcp_server = serve_tcp(sockets.tcp, router, stop.clone());
 
     let Some(Upstream { client, .. }) = upstream else {
-        receive(&sockets.udp, None, console.as_ref(), &counters, buffer_limit, stop).await;
+        receive(&sockets.udp, None, &gateway, console.as_ref(), stop).await;
+        let _ = set_deadline.send(Some(tokio::time::Instant::now() + config.flush_timeout));
         let _ = tcp_server.await;
+        drop(gateway);
+        for task in gateway_tasks {
+            let _ = task.await;
+        }
         log_totals(&counters, console.as_ref());
         return Ok(());
     };
@@ -125,15 +147,18 @@ pub async fn run(
         let reporter = reporter.clone();
         async move { reporter.run().await }
     });
-    let (documents, queue) = mpsc::unbounded_channel();
-    let (set_deadline, deadline) = sender::FlushDeadline::new();
     let sending = tokio::spawn(segment_sender(config, client, counters.clone()).run(queue, deadline));
 
-    receive(&sockets.udp, Some(documents), console.as_ref(), &counters, buffer_limit, stop).await;
-    // The receiving side is closed: the sender drains the queue and flushes, within the deadline.
+    receive(&sockets.udp, segments.as_deref(), &gateway, console.as_ref(), stop).await;
+    // The receiving side is closing: once the TCP server has stopped too, every queue is drained and flushed,
+    // within the deadline.
     let _ = set_deadline.send(Some(tokio::time::Instant::now() + config.flush_timeout));
-    let _ = sending.await;
     let _ = tcp_server.await;
+    drop((gateway, segments));
+    let _ = sending.await;
+    for task in gateway_tasks {
+        let _ = task.await;
+    }
     reporting.abort();
     // The last interval's record, unless X-Ray is unreachable: then stopping matters more.
     let _ = tokio::time::timeout(FINAL_REPORT_TIMEOUT, reporter.report()).await;
@@ -275,9 +300,24 @@ fn segment_sender(config: &Config, client: aws_sdk_xray::Client, counters: Count
     }
 }
 
+/// The queue of segment documents for `PutTraceSegments`, bounded by `-m` (what does not fit is spillover).
+fn segment_queue(
+    config: &Config,
+    documents: mpsc::UnboundedSender<String>,
+    counters: &Counters,
+) -> Arc<gateway::SegmentQueue> {
+    Arc::new(gateway::SegmentQueue {
+        documents,
+        counters: counters.clone(),
+        limit: config.buffer_bytes as u64,
+        spills: RateLimitedLog::new(Duration::from_secs(10)),
+    })
+}
+
 fn log_totals(counters: &Counters, console: Option<&xray_console::Console>) {
     let totals = counters.snapshot();
     let kept = console.map(xray_console::Console::stats);
+    let otlp = totals.otlp;
     tracing::info!(
         received = totals.received,
         sent = totals.sent,
@@ -285,6 +325,15 @@ fn log_totals(counters: &Counters, console: Option<&xray_console::Console>) {
         rejected = totals.rejected,
         console_traces = kept.map(|stats| stats.traces),
         console_dropped = kept.map(|stats| stats.dropped),
+        otlp_received_spans = otlp.received_spans,
+        otlp_rejected_spans = otlp.rejected_spans,
+        otlp_bad_requests = otlp.bad_requests,
+        xray_otlp_sent = otlp.xray.sent,
+        xray_otlp_dropped = otlp.xray.dropped,
+        xray_otlp_refused = otlp.xray.refused,
+        fan_out_sent = otlp.fan_out.sent,
+        fan_out_dropped = otlp.fan_out.dropped,
+        fan_out_refused = otlp.fan_out.refused,
         "X-Ray daemon stopped"
     );
 }
@@ -317,23 +366,23 @@ async fn unknown_operation(uri: http::Uri) -> axum::response::Response {
 
 /// The UDP loop: every datagram is counted, parsed and either queued (if the buffer has room) or counted as
 /// rejected or spillover; it never stops on bad input. With a console, each valid document is also offered to it,
-/// which never waits (a busy console drops and counts).
+/// which never waits (a busy console drops and counts); with `--forward-segments-as-otlp`, to the OTLP destination's
+/// queue, which never waits either.
 async fn receive(
     socket: &UdpSocket,
-    documents: Option<mpsc::UnboundedSender<String>>,
+    segments: Option<&gateway::SegmentQueue>,
+    gateway: &gateway::Gateway,
     console: Option<&xray_console::Console>,
-    counters: &Counters,
-    buffer_limit: u64,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut datagram = vec![0u8; 65_536];
     let rejections = RateLimitedLog::new(Duration::from_secs(10));
-    let spills = RateLimitedLog::new(Duration::from_secs(10));
     let console_drops = RateLimitedLog::new(Duration::from_secs(10));
+    let counters = gateway.counters();
     let accept = |datagram: &[u8]| {
-        counters.received();
         let document = match datagram::parse(datagram) {
             Err(rejection) => {
+                counters.received();
                 counters.rejected(1);
                 rejections.warn(&format!("rejected a datagram of {} bytes: {rejection:?}", datagram.len()));
                 return;
@@ -345,15 +394,12 @@ async fn receive(
         {
             console_drops.warn("the console is busy: a segment was not kept in it (counted in its stats)");
         }
-        let Some(documents) = &documents else { return };
-        if counters.reserve(counters::document_size(document), buffer_limit) {
-            // The receiver lives until this function returns, so sending cannot fail.
-            let _ = documents.send(document.to_owned());
-        } else {
-            counters.spillover(1);
-            spills.warn(&format!(
-                "buffer full ({buffer_limit} bytes): dropped a segment; raise -m or check the X-Ray endpoint"
-            ));
+        gateway.forward_segment(document);
+        match segments {
+            Some(segments) => {
+                segments.offer(document.to_owned());
+            }
+            None => counters.received(),
         }
     };
     loop {

@@ -6,6 +6,7 @@
 use std::time::SystemTime;
 
 use aws_config::SdkConfig;
+use aws_credential_types::Credentials;
 use aws_credential_types::provider::ProvideCredentials;
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
 use aws_sigv4::sign::v4;
@@ -129,6 +130,15 @@ fn forwardable(headers: &HeaderMap) -> HeaderMap {
 async fn sign_request(sdk: &SdkConfig, request: &mut http::Request<Vec<u8>>) -> Result<(), String> {
     let provider = sdk.credentials_provider().ok_or("no AWS credentials are configured")?;
     let credentials = provider.provide_credentials().await.map_err(|error| format!("AWS credentials: {error}"))?;
+    sign_with(credentials, sdk, request)
+}
+
+/// Adds SigV4 headers for service `xray` with `credentials`, in the region of `sdk`.
+pub(crate) fn sign_with(
+    credentials: Credentials,
+    sdk: &SdkConfig,
+    request: &mut http::Request<Vec<u8>>,
+) -> Result<(), String> {
     let identity = credentials.into();
     let region = sdk.region().map(|region| region.to_string()).ok_or("no AWS region")?;
     let params = v4::SigningParams::builder()

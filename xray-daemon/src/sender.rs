@@ -50,7 +50,7 @@ impl FlushDeadline {
     }
 
     /// Completes once the deadline is set and reached; never before shutdown.
-    async fn passed(&self) {
+    pub(crate) async fn passed(&self) {
         let mut deadline = self.0.clone();
         let Ok(instant) = deadline.wait_for(Option::is_some).await.map(|instant| *instant) else {
             // The daemon is going away without a flush: nothing left to bound.

@@ -7,7 +7,8 @@
 //!   sends a direct message that shows in the conversation;
 //! - every page renders with no console error;
 //! - the browser's client span for the crud's POST and the backend's server span are one trace at the receiver,
-//!   the server span a child of the browser's, and the trace reaches X-Ray through the daemon;
+//!   the server span a child of the browser's, and the trace reaches X-Ray through the daemon, the browser's span
+//!   included (OTLP relayed by the backend to the daemon, delivered to X-Ray as a segment);
 //! - the OTLP key the backend uses appears in nothing the browser loaded, stored or sent.
 
 use std::time::Duration;
@@ -22,7 +23,7 @@ use test_support::otlp::{OtlpReceiver, ReceivedSpan};
 
 use crate::frontend;
 use crate::install;
-use crate::stack::{Otlp, Stack, delivered_to_xray};
+use crate::stack::{Otlp, Stack, segments_of_trace};
 
 /// The key the backend sends to "Honeycomb"; it must never reach the browser.
 const SECRET_KEY: &str = "e2e-honeycomb-key-7c1d2f";
@@ -55,8 +56,14 @@ pub(crate) fn run(build_bundle: bool) -> anyhow::Result<()> {
     })?;
     let xray_api = stack.stop();
     let root = format!("1-{}-{}", &trace[..8], &trace[8..]);
-    ensure!(delivered_to_xray(&xray_api, &root), "the crud's trace {root} did not reach X-Ray through the daemon");
-    eprintln!("e2e: passed; the crud's trace {root} is in the OTLP receiver (browser + backend) and in X-Ray");
+    let at_xray = segments_of_trace(&xray_api, &root);
+    ensure!(!at_xray.is_empty(), "the crud's trace {root} did not reach X-Ray through the daemon");
+    ensure!(
+        at_xray.iter().any(|segment| segment["name"] == "cruddur-frontend"),
+        "the browser's span of trace {root} did not reach X-Ray (segments: {:?})",
+        at_xray.iter().map(|segment| &segment["name"]).collect::<Vec<_>>()
+    );
+    eprintln!("e2e: passed; the crud's trace {root} is in the OTLP receiver and in X-Ray, browser span included");
     Ok(())
 }
 
@@ -309,7 +316,7 @@ impl Journey<'_> {
         ensure!(!stored.to_string().contains(SECRET_KEY), "the browser stores the OTLP key");
         for span in receiver.spans().iter().filter(|span| is_browser(span)) {
             ensure!(!format!("{:?}", span.span).contains(SECRET_KEY), "a browser span carries the OTLP key");
-            // Relayed with the server's headers: the key was added by the backend, not sent by the page.
+            // Relayed with the server side's headers: the key was added by the daemon's fan-out, not sent by the page.
             ensure!(
                 span.headers.get("x-honeycomb-team").and_then(|key| key.to_str().ok()) == Some(SECRET_KEY),
                 "relayed with the key"

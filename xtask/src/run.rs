@@ -29,6 +29,10 @@ pub(crate) struct Args {
     /// UDP and TCP port of the X-Ray daemon.
     #[arg(long, default_value_t = 2000)]
     daemon_port: u16,
+    /// The backend exports OTLP straight to OTEL_EXPORTER_OTLP_* itself, instead of to the daemon, which then
+    /// fans it out there and delivers it to X-Ray (the browser's spans included).
+    #[arg(long)]
+    otlp_direct: bool,
 }
 
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
@@ -77,18 +81,25 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     services.start("xray-daemon", &mut xray)?;
     wait_for_port(daemon, Duration::from_secs(30)).or_else(|error| services.check_running().and(Err(error)))?;
 
-    services.start(
-        "backend",
-        std::process::Command::new(binary("cruddur-backend"))
-            .env("DATABASE_URL", &database_url)
-            .env("AWS_XRAY_DAEMON_ADDRESS", daemon.to_string())
-            .envs(console_otlp(console, daemon))
-            .env("PORT", args.port.to_string())
-            // The app's origin, by either name a user may type.
-            .env("FRONTEND_URL", format!("http://localhost:{0},http://127.0.0.1:{0}", args.frontend_port))
-            .env("SEED_IF_EMPTY", "true")
-            .env("TOKEN_SECRET", token_secret(&root.join(".data"))?),
-    )?;
+    let mut backend = std::process::Command::new(binary("cruddur-backend"));
+    backend
+        .env("DATABASE_URL", &database_url)
+        .env("AWS_XRAY_DAEMON_ADDRESS", daemon.to_string())
+        .env("PORT", args.port.to_string())
+        // The app's origin, by either name a user may type.
+        .env("FRONTEND_URL", format!("http://localhost:{0},http://127.0.0.1:{0}", args.frontend_port))
+        .env("SEED_IF_EMPTY", "true")
+        .env("TOKEN_SECRET", token_secret(&root.join(".data"))?);
+    if !args.otlp_direct {
+        // The backend's spans and the browser's it relays go to the daemon, which delivers them to X-Ray (or its
+        // console) and fans them out to the user's OTLP destination (inherited, with its key): the backend needs
+        // neither.
+        backend.env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{daemon}"));
+        for variable in ["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_HEADERS", "HONEYCOMB_API_KEY"] {
+            backend.env_remove(variable);
+        }
+    }
+    services.start("backend", &mut backend)?;
     let api = SocketAddr::from(([127, 0, 0, 1], args.port));
     wait_for_port(api, Duration::from_secs(60)).or_else(|error| services.check_running().and(Err(error)))?;
 
@@ -107,7 +118,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
          \x20 App       http://localhost:{frontend_port}\n\
          \x20 API       http://localhost:{port}/api/activities/home\n\
          {console_line}\
-         \x20 X-Ray     daemon on {daemon} (UDP segments, TCP sampling proxy), region {region}{xray_note}\n\
+         \x20 X-Ray     daemon on {daemon} (UDP segments, TCP sampling proxy and OTLP), region {region}{xray_note}\n\
          \x20 Postgres  {database_url}{data}\n\
          \x20 Sign in as andrewbrown (andrew@exampro.co), bayko, londo or altbrown with the password cruddur-password\n",
         port = args.port,
@@ -142,15 +153,6 @@ fn token_secret(data: &Path) -> anyhow::Result<String> {
     fs::create_dir_all(data)?;
     fs::write(&file, &secret).with_context(|| format!("writing {}", file.display()))?;
     Ok(secret)
-}
-
-/// Without an OTLP destination of the user's, the backend's spans (and the browser's, which it relays) go to the
-/// daemon's console, where they join the X-Ray segments of the same trace.
-fn console_otlp(console: bool, daemon: SocketAddr) -> Vec<(&'static str, String)> {
-    let configured = ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"]
-        .iter()
-        .any(|name| std::env::var(name).is_ok_and(|value| !value.is_empty()));
-    if console && !configured { vec![("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{daemon}"))] } else { Vec::new() }
 }
 
 /// Whether the AWS SDK's credential chain can find anything (variables, a profile, a shared credentials file).

@@ -1,6 +1,7 @@
 //! The whole stack as real processes on free loopback ports, for the checks that follow requests through it: a
-//! throwaway Postgres, the X-Ray daemon forwarding to a local stand-in for the X-Ray API, the backend (optionally
-//! exporting OTLP) and the frontend server.
+//! throwaway Postgres, the X-Ray daemon forwarding to a local stand-in for the X-Ray API, the backend and the
+//! frontend server. The backend sends X-Ray segments (UDP) and OTLP (its own spans and the browser's it relays) to
+//! the daemon, which delivers both to X-Ray and, when an OTLP destination is given, fans the OTLP out to it.
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
@@ -17,7 +18,7 @@ use crate::sinks::HttpSink;
 /// xtask builds without the telemetry crate (a test keeps the two equal).
 pub(crate) const EVERY_TRACE: &str = r#"{"version": 2, "default": {"fixed_target": 0, "rate": 1.0}}"#;
 
-/// Where the backend sends OTLP, and the headers it sends with it (`OTEL_EXPORTER_OTLP_HEADERS`).
+/// Where the daemon fans OTLP out to, and the headers it sends with it (`OTEL_EXPORTER_OTLP_HEADERS`).
 pub(crate) struct Otlp<'a> {
     pub(crate) endpoint: &'a str,
     pub(crate) headers: &'a str,
@@ -50,14 +51,21 @@ impl Stack {
         let [daemon, backend, frontend] = [free_port()?, free_port()?, free_port()?];
 
         let mut services = Services::new()?;
-        services.start(
-            "xray-daemon",
-            Command::new(binary("xray"))
-                .args(["--local-mode", "--region", "us-east-1", "--bind", &daemon.to_string()])
-                .args(["--bind-tcp", &daemon.to_string(), "--endpoint", &format!("http://{}", xray_api.address)])
-                .env("AWS_ACCESS_KEY_ID", "stack-test")
-                .env("AWS_SECRET_ACCESS_KEY", "stack-test"),
-        )?;
+        let mut daemon_command = Command::new(binary("xray"));
+        daemon_command
+            .args(["--local-mode", "--region", "us-east-1", "--bind", &daemon.to_string()])
+            .args(["--bind-tcp", &daemon.to_string(), "--endpoint", &format!("http://{}", xray_api.address)])
+            .env("AWS_ACCESS_KEY_ID", "stack-test")
+            .env("AWS_SECRET_ACCESS_KEY", "stack-test")
+            .env_remove("HONEYCOMB_API_KEY")
+            .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
+        match otlp {
+            Some(Otlp { endpoint, headers }) => {
+                daemon_command.env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint).env("OTEL_EXPORTER_OTLP_HEADERS", headers)
+            }
+            None => daemon_command.env_remove("OTEL_EXPORTER_OTLP_ENDPOINT").env_remove("OTEL_EXPORTER_OTLP_HEADERS"),
+        };
+        services.start("xray-daemon", &mut daemon_command)?;
         let mut backend_command = Command::new(binary("cruddur-backend"));
         backend_command
             .env("DATABASE_URL", cluster.url("stack"))
@@ -68,14 +76,11 @@ impl Stack {
             .env("AWS_XRAY_DAEMON_ADDRESS", daemon.to_string())
             // Every trace to X-Ray (not X-Ray's default sample): the checks follow one request there.
             .env("AWS_XRAY_SAMPLING_RULES", EVERY_TRACE)
+            // OTLP to the daemon, which holds the destination's key: the backend needs none.
+            .env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{daemon}"))
+            .env_remove("OTEL_EXPORTER_OTLP_HEADERS")
             .env_remove("HONEYCOMB_API_KEY")
             .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
-        match otlp {
-            Some(Otlp { endpoint, headers }) => {
-                backend_command.env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint).env("OTEL_EXPORTER_OTLP_HEADERS", headers)
-            }
-            None => backend_command.env_remove("OTEL_EXPORTER_OTLP_ENDPOINT"),
-        };
         services.start("backend", &mut backend_command)?;
         services.start(
             "frontend",
@@ -110,10 +115,20 @@ impl Stack {
 
 /// Whether a `PutTraceSegments` call carried a segment of trace `root` (`1-xxxxxxxx-...`).
 pub(crate) fn delivered_to_xray(xray_api: &HttpSink, root: &str) -> bool {
+    !segments_of_trace(xray_api, root).is_empty()
+}
+
+/// The segment documents of trace `root` that `PutTraceSegments` calls carried.
+pub(crate) fn segments_of_trace(xray_api: &HttpSink, root: &str) -> Vec<serde_json::Value> {
     xray_api
         .requests()
         .iter()
-        .any(|(path, body)| path == "/TraceSegments" && String::from_utf8_lossy(body).contains(root))
+        .filter(|(path, _)| path == "/TraceSegments")
+        .filter_map(|(_, body)| serde_json::from_slice::<serde_json::Value>(body).ok())
+        .flat_map(|call| call["TraceSegmentDocuments"].as_array().cloned().unwrap_or_default())
+        .filter_map(|document| serde_json::from_str::<serde_json::Value>(document.as_str()?).ok())
+        .filter(|document| document["trace_id"] == root)
+        .collect()
 }
 
 fn free_port() -> std::io::Result<SocketAddr> {

@@ -7,6 +7,7 @@
 pub mod browser;
 pub mod otlp;
 pub mod postgres;
+pub mod sigv4;
 pub mod traced;
 pub mod udp_sink;
 pub mod xray_control;

@@ -4,9 +4,11 @@
 //! It serves `POST /v1/traces` on its own thread (with its own small runtime, so a test may block on a flush
 //! without starving it), decodes each `ExportTraceServiceRequest` (protobuf, or JSON as OTLP/JSON defines it) with
 //! the `opentelemetry-proto` crate, and records the request headers next to the spans. Tests wait for the spans they
-//! expect with a deadline: [`OtlpReceiver::wait_for_span`].
+//! expect with a deadline: [`OtlpReceiver::wait_for_span`]. It can be told to answer every export with an error
+//! status (429 or 503, with `Retry-After`, as a busy collector does) until it recovers: [`OtlpReceiver::fail_with`].
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -112,6 +114,12 @@ fn hex(bytes: &[u8]) -> String {
 #[derive(Default)]
 struct Received {
     exports: Mutex<Vec<ReceivedExport>>,
+    /// The status every export is answered with while not 0.
+    failing_with: AtomicU16,
+    /// Exports answered with an error status.
+    refused: AtomicUsize,
+    /// Spans of the exports taken.
+    spans: AtomicUsize,
 }
 
 /// The running receiver; stops when dropped.
@@ -169,29 +177,58 @@ impl OtlpReceiver {
 
     /// Every span received so far, in arrival order.
     pub fn spans(&self) -> Vec<ReceivedSpan> {
-        self.exports()
-            .into_iter()
-            .flat_map(|export| {
-                let headers = export.headers;
-                export.request.resource_spans.into_iter().flat_map(move |resource_spans| {
+        spans_of(self.exports())
+    }
+
+    /// How many spans were received so far, without copying any (for load tests).
+    pub fn span_count(&self) -> usize {
+        self.received.spans.load(Ordering::Acquire)
+    }
+
+    /// Answers every export with `status` (with `Retry-After: 1`) until [`OtlpReceiver::recover`].
+    pub fn fail_with(&self, status: StatusCode) {
+        self.received.failing_with.store(status.as_u16(), Ordering::SeqCst);
+    }
+
+    /// Takes exports again.
+    pub fn recover(&self) {
+        self.received.failing_with.store(0, Ordering::SeqCst);
+    }
+
+    /// Waits up to [`WAIT`] until at least `count` exports were answered with an error status.
+    pub async fn wait_for_refused(&self, count: usize) {
+        let refused = || self.received.refused.load(Ordering::SeqCst);
+        let found = wait_until(self.changes.clone(), || (refused() >= count).then_some(())).await;
+        assert!(found.is_some(), "fewer than {count} exports refused within {WAIT:?}: {}", refused());
+    }
+}
+
+/// The spans of `exports`, each with its resource, scope and request headers, in order.
+pub(crate) fn spans_of(exports: Vec<ReceivedExport>) -> Vec<ReceivedSpan> {
+    exports
+        .into_iter()
+        .flat_map(|export| {
+            let headers = export.headers;
+            export.request.resource_spans.into_iter().flat_map(move |resource_spans| {
+                let headers = headers.clone();
+                let resource = resource_spans.resource;
+                resource_spans.scope_spans.into_iter().flat_map(move |scope_spans| {
                     let headers = headers.clone();
-                    let resource = resource_spans.resource;
-                    resource_spans.scope_spans.into_iter().flat_map(move |scope_spans| {
-                        let headers = headers.clone();
-                        let resource = resource.clone();
-                        let scope_name = scope_spans.scope.map(|scope| scope.name).unwrap_or_default();
-                        scope_spans.spans.into_iter().map(move |span| ReceivedSpan {
-                            headers: headers.clone(),
-                            resource: resource.clone(),
-                            scope_name: scope_name.clone(),
-                            span,
-                        })
+                    let resource = resource.clone();
+                    let scope_name = scope_spans.scope.map(|scope| scope.name).unwrap_or_default();
+                    scope_spans.spans.into_iter().map(move |span| ReceivedSpan {
+                        headers: headers.clone(),
+                        resource: resource.clone(),
+                        scope_name: scope_name.clone(),
+                        span,
                     })
                 })
             })
-            .collect()
-    }
+        })
+        .collect()
+}
 
+impl OtlpReceiver {
     /// Waits up to [`WAIT`] for a span matching `matches`, and panics naming `what` and the spans seen if none comes.
     pub async fn wait_for_span(&self, what: &str, matches: impl Fn(&ReceivedSpan) -> bool) -> ReceivedSpan {
         self.wait_for_spans(what, 1, matches).await.remove(0)
@@ -243,7 +280,18 @@ impl Drop for OtlpReceiver {
 
 type ReceiverState = (Arc<Received>, Arc<watch::Sender<usize>>);
 
-async fn export(State((received, changed)): State<ReceiverState>, headers: HeaderMap, body: Bytes) -> StatusCode {
+async fn export(
+    State((received, changed)): State<ReceiverState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let failing_with = received.failing_with.load(Ordering::SeqCst);
+    if let Ok(status) = StatusCode::from_u16(failing_with) {
+        received.refused.fetch_add(1, Ordering::SeqCst);
+        changed.send_modify(|count| *count += 1);
+        return (status, [(header::RETRY_AFTER, "1")]).into_response();
+    }
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok()).unwrap_or_default();
     let request = if content_type.starts_with("application/json") {
         serde_json::from_slice::<ExportTraceServiceRequest>(&body).map_err(|error| error.to_string())
@@ -252,10 +300,12 @@ async fn export(State((received, changed)): State<ReceiverState>, headers: Heade
     };
     match request {
         Ok(request) => {
+            let spans: usize = request.resource_spans.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len()).sum();
+            received.spans.fetch_add(spans, Ordering::AcqRel);
             received.exports.lock().expect("receiver lock").push(ReceivedExport { headers, request });
             changed.send_modify(|count| *count += 1);
-            StatusCode::OK
+            StatusCode::OK.into_response()
         }
-        Err(_) => StatusCode::BAD_REQUEST,
+        Err(_) => StatusCode::BAD_REQUEST.into_response(),
     }
 }

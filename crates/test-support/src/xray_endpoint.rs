@@ -2,7 +2,10 @@
 //! 127.0.0.1 port chosen by the OS.
 //!
 //! It speaks the X-Ray REST-JSON protocol: `POST /TraceSegments` (PutTraceSegments) and `POST /TelemetryRecords`
-//! (PutTelemetryRecords) are decoded as AWS decodes them and answered as AWS answers; any other path (the sampling
+//! (PutTelemetryRecords) are decoded as AWS decodes them and answered as AWS answers; `POST /v1/traces` is X-Ray's
+//! OTLP endpoint: the SigV4 signature (service `xray`, the [`crate::sigv4`] test account) is verified (`403` if
+//! it does not match), the protobuf `ExportTraceServiceRequest` decoded (`400` if it does not) and its spans kept
+//! ([`XrayEndpoint::otlp_spans`]); any other path (the sampling
 //! API, `POST /GetSamplingRules`, `POST /SamplingTargets`, ...) gets canned AWS-shaped JSON, and STS `AssumeRole`
 //! on `POST /` gets fixed temporary credentials ([`ASSUMED_ROLE_ACCESS_KEY`]). Every request that reaches
 //! it is recorded with its method, path, headers and body, so tests can check batching and SigV4 signatures.
@@ -33,7 +36,7 @@ use xray_protocol::{
 };
 
 pub use crate::otlp::WAIT;
-use crate::otlp::wait_until;
+use crate::otlp::{ReceivedExport, ReceivedSpan, spans_of, wait_until};
 
 /// How the endpoint misbehaves until [`XrayEndpoint::recover`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,6 +100,10 @@ struct Shared {
     behaviour: Mutex<Behaviour>,
     /// Documents of PutTraceSegments calls answered 200, counted as they arrive (cheap to read under load).
     accepted_documents: AtomicUsize,
+    /// The OTLP exports answered 200, decoded.
+    otlp_exports: Mutex<Vec<ReceivedExport>>,
+    /// Their spans, counted as they arrive.
+    accepted_spans: AtomicUsize,
 }
 
 impl Shared {
@@ -189,6 +196,30 @@ impl XrayEndpoint {
     /// How many documents were accepted so far, without copying any (for load tests).
     pub fn accepted_document_count(&self) -> usize {
         self.shared.accepted_documents.load(Ordering::Acquire)
+    }
+
+    /// Every span of the OTLP exports answered 200, in arrival order.
+    pub fn otlp_spans(&self) -> Vec<ReceivedSpan> {
+        spans_of(self.shared.otlp_exports.lock().expect("endpoint exports lock").clone())
+    }
+
+    /// How many OTLP spans were accepted so far, without copying any (for load tests).
+    pub fn accepted_span_count(&self) -> usize {
+        self.shared.accepted_spans.load(Ordering::Acquire)
+    }
+
+    /// Waits up to [`WAIT`] until at least `count` OTLP spans match, and returns all that match.
+    pub async fn wait_for_otlp_spans(
+        &self,
+        what: &str,
+        count: usize,
+        matches: impl Fn(&ReceivedSpan) -> bool,
+    ) -> Vec<ReceivedSpan> {
+        self.wait_for(&format!("{count} OTLP span(s) {what}"), |_| {
+            let found: Vec<_> = self.otlp_spans().into_iter().filter(|span| matches(span)).collect();
+            (found.len() >= count).then_some(found)
+        })
+        .await
     }
 
     /// Waits up to [`WAIT`] until `check` finds something in the requests, and panics naming `what` if it does not.
@@ -291,6 +322,9 @@ async fn answer(
             aws_error(StatusCode::BAD_REQUEST, "InvalidRequestException", "The request is not valid")
         }
         // Refuse closes the port; a request that slipped in before it closed is answered normally.
+        Some(Failure::Refuse) | None if uri.path() == "/v1/traces" => {
+            otlp_traces(&shared, &method, &path, &headers, &body)
+        }
         Some(Failure::Refuse) | None => operation(&shared, &method, uri.path(), &body),
     };
     let recorded = RecordedRequest {
@@ -338,6 +372,38 @@ fn operation(shared: &Shared, method: &Method, path: &str, body: &[u8]) -> (Stat
         "/SamplingTargets" => ok(sampling_targets(&request)),
         _ => ok(json!({})),
     }
+}
+
+/// X-Ray's OTLP endpoint: signed for `xray`, protobuf only (as AWS documents it).
+fn otlp_traces(
+    shared: &Shared,
+    method: &Method,
+    path: &str,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> (StatusCode, Response) {
+    use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
+    use prost::Message;
+    let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
+    let signed = crate::sigv4::Signed { method: method.as_str(), path, header: &header, body };
+    if let Err(reason) = crate::sigv4::verify(&signed, "xray") {
+        return aws_error(StatusCode::FORBIDDEN, "InvalidSignatureException", &reason);
+    }
+    if header("content-type") != Some("application/x-protobuf") {
+        return aws_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "UnsupportedMediaType", "send application/x-protobuf");
+    }
+    let Ok(request) = ExportTraceServiceRequest::decode(body.clone()) else {
+        return aws_error(StatusCode::BAD_REQUEST, "InvalidRequestException", "not an OTLP protobuf request");
+    };
+    let spans: usize = request.resource_spans.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len()).sum();
+    shared
+        .otlp_exports
+        .lock()
+        .expect("endpoint exports lock")
+        .push(ReceivedExport { headers: headers.clone(), request });
+    shared.accepted_spans.fetch_add(spans, Ordering::AcqRel);
+    let answer = ExportTraceServiceResponse::default().encode_to_vec();
+    (StatusCode::OK, ([("content-type", "application/x-protobuf")], answer).into_response())
 }
 
 fn put_trace_segments(shared: &Shared, request: &Value) -> (StatusCode, Response) {

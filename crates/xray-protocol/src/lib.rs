@@ -8,7 +8,8 @@
 //! - [`reservoir`]: the reservoir arithmetic (a rule's traces per second, borrowing, its rate, the counts reported,
 //!   and how X-Ray shares a reservoir among the clients that report it);
 //! - [`segment`]: the span-to-segment conventions (trace ids, `database@host`, 4xx error / 429 throttle / 5xx fault);
-//! - [`otlp`]: OTLP spans as segment documents, by those conventions.
+//! - [`otlp`]: OTLP spans as segment documents, by those conventions;
+//! - [`segment_spans`]: the other way, segment documents as OTLP spans with the same ids.
 //!
 //! Serde only, no I/O: it builds for wasm, and each user brings its own transport.
 
@@ -17,6 +18,7 @@ pub mod otlp;
 pub mod reservoir;
 pub mod rule;
 pub mod segment;
+pub mod segment_spans;
 
 pub use api::{
     GetSamplingRulesRequest, GetSamplingRulesResponse, SamplingRuleRecord, SamplingStatisticsDocument,

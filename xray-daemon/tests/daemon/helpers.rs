@@ -2,27 +2,19 @@
 //! for its counters, and checking SigV4 signatures by signing the recorded request again.
 
 use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_credential_types::Credentials;
 use aws_credential_types::provider::SharedCredentialsProvider;
-use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
-use aws_sigv4::sign::v4;
+pub(crate) use test_support::sigv4::{ACCESS_KEY, REGION, SECRET_KEY, test_credentials};
+use test_support::sigv4::{Signed, verify};
 use test_support::xray_endpoint::{RecordedRequest, WAIT, XrayEndpoint};
 use tokio::net::{TcpListener, UdpSocket as TokioUdpSocket};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use xray_daemon::{Config, Counters, DaemonError, Snapshot, Sockets};
-
-pub(crate) const REGION: &str = "us-east-1";
-pub(crate) const ACCESS_KEY: &str = "AKIDEXAMPLE";
-pub(crate) const SECRET_KEY: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
-
-/// Static credentials and a region: nothing read from the environment, nothing sent to AWS.
-pub(crate) fn test_credentials() -> Credentials {
-    Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "tests")
-}
 
 pub(crate) fn sdk_config() -> SdkConfig {
     SdkConfig::builder()
@@ -161,48 +153,57 @@ pub(crate) fn name_of(document: &str) -> String {
 /// Checks that `request` carries a valid SigV4 signature of our test credentials for service `xray`: the headers it
 /// names, the path and the body, signed again at its `X-Amz-Date`, give the same `Authorization`.
 pub(crate) fn assert_signed_for_xray(request: &RecordedRequest) {
-    let authorization = request.header("authorization").expect("an Authorization header");
-    let credential_scope =
-        authorization.split(&[' ', ','][..]).find_map(|part| part.strip_prefix("Credential=")).expect("a Credential");
-    let date = request.header("x-amz-date").expect("an X-Amz-Date header");
-    assert_eq!(credential_scope, format!("{ACCESS_KEY}/{}/{REGION}/xray/aws4_request", &date[..8]), "{authorization}");
-    let signed_headers: Vec<&str> = authorization
-        .split(&[' ', ','][..])
-        .find_map(|part| part.strip_prefix("SignedHeaders="))
-        .expect("SignedHeaders")
-        .split(';')
-        .collect();
-    assert!(signed_headers.contains(&"host") && signed_headers.contains(&"x-amz-date"), "{authorization}");
-    let time = chrono::NaiveDateTime::parse_from_str(date, "%Y%m%dT%H%M%SZ").expect("an X-Amz-Date").and_utc();
-    let time = SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(time.timestamp()).unwrap());
+    let header = |name: &str| request.header(name);
+    let signed = Signed { method: &request.method, path: &request.path, header: &header, body: &request.body };
+    if let Err(reason) = verify(&signed, "xray") {
+        panic!("{} {}: {reason}", request.method, request.path);
+    }
+}
 
-    let identity = test_credentials().into();
-    let params = v4::SigningParams::builder()
-        .identity(&identity)
-        .region(REGION)
-        .name("xray")
-        .time(time)
-        .settings(SigningSettings::default())
-        .build()
-        .unwrap()
-        .into();
-    let headers: Vec<(&str, &str)> = signed_headers
-        .iter()
-        .map(|name| (*name, request.header(name).unwrap_or_else(|| panic!("signed header {name} was not received"))))
-        .collect();
-    let host = request.header("host").expect("a Host header");
-    let signable = SignableRequest::new(
-        &request.method,
-        format!("http://{host}{}", request.path),
-        headers.into_iter(),
-        SignableBody::Bytes(&request.body),
-    )
-    .unwrap();
-    let (instructions, _) = sign(signable, &params).unwrap().into_parts();
-    let expected = instructions
-        .headers()
-        .find(|(name, _)| name.eq_ignore_ascii_case("authorization"))
-        .map(|(_, value)| value.to_owned())
-        .expect("the signer's Authorization");
-    assert_eq!(authorization, expected, "the signature does not verify");
+fn run(command: &mut Command, what: &str) {
+    let output = command.output().unwrap_or_else(|error| panic!("{what}: {error}"));
+    assert!(
+        output.status.success(),
+        "{what} failed ({}):\n{}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn imports(python: &Path, module: &str) -> bool {
+    Command::new(python)
+        .args(["-c", &format!("import {module}")])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
+}
+
+/// A Python that imports `module`: the one `override_variable` names, or a virtual environment `name` under the
+/// target directory, made once with `requirements` installed from PyPI. Needs `python3` with its `venv` module.
+pub(crate) fn python_with(name: &str, requirements: &[&str], module: &str, override_variable: &str) -> PathBuf {
+    if let Some(python) = std::env::var_os(override_variable) {
+        let python = PathBuf::from(python);
+        assert!(imports(&python, module), "{override_variable}={} cannot import {module}", python.display());
+        return python;
+    }
+    let environment = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let python = environment.join("bin").join("python");
+    if imports(&python, module) {
+        return python;
+    }
+    let found = Command::new("python3").arg("--version").stdout(Stdio::null()).status();
+    assert!(
+        found.is_ok_and(|status| status.success()),
+        "python3 is not installed: this test runs {requirements:?} from PyPI (install python3 and python3-venv, or \
+         set {override_variable} to a Python that imports {module})"
+    );
+    run(Command::new("python3").args(["-m", "venv", "--clear"]).arg(&environment), "python3 -m venv (python3-venv)");
+    run(
+        Command::new(&python)
+            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
+            .args(requirements),
+        &format!("pip install {requirements:?}"),
+    );
+    python
 }

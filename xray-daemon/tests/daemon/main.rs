@@ -5,6 +5,8 @@ mod binary;
 mod browser;
 mod console;
 mod helpers;
+mod otlp;
+mod otlp_python;
 mod proxy;
 mod sdk;
 mod segments;

@@ -6,12 +6,11 @@
 //! target directory, once; `XRAY_SDK_PYTHON` names a Python that already has it instead. Needs `python3` with its
 //! `venv` module.
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use test_support::xray_endpoint::XrayEndpoint;
 
-use crate::helpers::{Daemon, assert_signed_for_xray, name_of};
+use crate::helpers::{Daemon, assert_signed_for_xray, name_of, python_with};
 
 /// The SDK release the test runs.
 const SDK_REQUIREMENT: &str = "aws-xray-sdk==2.15.0";
@@ -32,54 +31,9 @@ for _ in range(120):
     time.sleep(0.5)
 "#;
 
-fn run(command: &mut Command, what: &str) {
-    let output = command.output().unwrap_or_else(|error| panic!("{what}: {error}"));
-    assert!(
-        output.status.success(),
-        "{what} failed ({}):\n{}{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-fn imports_the_sdk(python: &Path) -> bool {
-    Command::new(python)
-        .args(["-c", "import aws_xray_sdk"])
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|status| status.success())
-}
-
-/// A Python with the SDK: `XRAY_SDK_PYTHON`, or a virtual environment made (once) under the target directory.
-fn python_with_the_sdk() -> PathBuf {
-    if let Some(python) = std::env::var_os("XRAY_SDK_PYTHON") {
-        let python = PathBuf::from(python);
-        assert!(imports_the_sdk(&python), "XRAY_SDK_PYTHON={} cannot import aws_xray_sdk", python.display());
-        return python;
-    }
-    let environment = Path::new(env!("CARGO_TARGET_TMPDIR")).join("aws-xray-sdk-python");
-    let python = environment.join("bin").join("python");
-    if imports_the_sdk(&python) {
-        return python;
-    }
-    let found = Command::new("python3").arg("--version").stdout(Stdio::null()).status();
-    assert!(
-        found.is_ok_and(|status| status.success()),
-        "python3 is not installed: the X-Ray SDK compatibility test runs the official Python SDK \
-         (install python3 and python3-venv, or set XRAY_SDK_PYTHON to a Python with aws-xray-sdk)"
-    );
-    run(Command::new("python3").args(["-m", "venv", "--clear"]).arg(&environment), "python3 -m venv (python3-venv)");
-    run(
-        Command::new(&python).args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", SDK_REQUIREMENT]),
-        &format!("pip install {SDK_REQUIREMENT}"),
-    );
-    python
-}
-
 #[tokio::test]
 async fn the_python_sdk_sends_segments_and_samples_through_the_daemon() {
-    let python = python_with_the_sdk();
+    let python = python_with("aws-xray-sdk-python", &[SDK_REQUIREMENT], "aws_xray_sdk", "XRAY_SDK_PYTHON");
     let endpoint = XrayEndpoint::start();
     let daemon = Daemon::start(&endpoint, |_| {}).await;
     let address = format!("tcp:{} udp:{}", daemon.tcp, daemon.udp);
