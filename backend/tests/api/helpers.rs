@@ -1,9 +1,10 @@
 //! `spawn_app()` and typed request helpers shared by the API tests.
 
+use axum::Router;
 use chrono::TimeDelta;
 use cruddur_api::{Activity, AuthResponse, CreateActivity, ErrorBody, ErrorKey, SignupRequest};
-use cruddur_backend::{AppState, Tokens, app, db, seed, serve};
-use cruddur_telemetry::relay::Relay;
+use cruddur_backend::{AppState, Tokens, app_with_routes, db, seed, serve};
+use cruddur_telemetry::{Telemetry, TelemetryConfig};
 use http::HeaderValue;
 use reqwest::{RequestBuilder, Response, StatusCode};
 use serde::Serialize;
@@ -24,10 +25,16 @@ pub(crate) struct TestApp {
 
 /// The API on a fresh, migrated, empty database.
 pub(crate) async fn spawn_app() -> TestApp {
+    let telemetry = Telemetry::new(&TelemetryConfig::silent("cruddur-backend")).expect("telemetry");
+    spawn_app_with(&telemetry, Router::new()).await
+}
+
+/// [`spawn_app`] with `telemetry`'s signals and `extra` routes served as the API's own.
+pub(crate) async fn spawn_app_with(telemetry: &Telemetry, extra: Router<AppState>) -> TestApp {
     let db = db::connect(&test_support::postgres::fresh_database().await, 5).await.expect("connect");
     db::MIGRATOR.run(&db).await.expect("migrate");
     let state = AppState { db: db.clone(), tokens: Tokens::new(TEST_SECRET, TimeDelta::hours(1)) };
-    let router = app(state, vec![HeaderValue::from_static(FRONTEND_ORIGIN)], Relay::disabled());
+    let router = app_with_routes(extra, state, vec![HeaderValue::from_static(FRONTEND_ORIGIN)], telemetry);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let address = format!("http://{}", listener.local_addr().unwrap());
     let (shutdown, stopped) = oneshot::channel::<()>();

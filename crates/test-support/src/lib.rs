@@ -4,8 +4,12 @@
 //! Used as a dev-dependency only.
 
 pub mod browser;
+pub mod cloudwatch_logs;
+mod local_server;
 pub mod otlp;
+pub mod otlp_metrics;
 pub mod postgres;
+pub mod rollbar;
 pub mod udp_sink;
 pub mod xray_control;
 pub mod xray_endpoint;
