@@ -57,6 +57,9 @@ enum Tracing {
     Both,
     /// OTLP pointed at a closed port: exports fail, requests must not notice.
     DeadOtlp,
+    /// OTLP + X-Ray, plus metrics over OTLP and every log line (`RUST_LOG=info`: the access log) to a CloudWatch
+    /// Logs stand-in.
+    Signals,
     All,
 }
 
@@ -68,6 +71,7 @@ impl Tracing {
             Tracing::Xray => "X-Ray only",
             Tracing::Both => "OTLP + X-Ray",
             Tracing::DeadOtlp => "dead OTLP",
+            Tracing::Signals => "all signals",
             Tracing::All => "all",
         }
     }
@@ -101,16 +105,19 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     cluster.ensure_database("bench")?;
     let otlp = HttpSink::start(false)?;
     let xray = SegmentSink::start()?;
+    let cloudwatch = test_support::cloudwatch_logs::CloudWatchLogsEndpoint::start();
 
     let modes = match args.tracing {
-        Tracing::All => vec![Tracing::Off, Tracing::Otlp, Tracing::Xray, Tracing::Both, Tracing::DeadOtlp],
+        Tracing::All => {
+            vec![Tracing::Off, Tracing::Otlp, Tracing::Xray, Tracing::Both, Tracing::DeadOtlp, Tracing::Signals]
+        }
         one => vec![one],
     };
     let mut results: Vec<(Tracing, Measured)> = Vec::new();
     for round in 1..=args.rounds.max(1) {
         for &mode in &modes {
             let (exports, segments) = (otlp.exports.load(Ordering::Relaxed), xray.segments.load(Ordering::Relaxed));
-            let measured = measure(&args, &binary, &cluster, mode, &otlp, &xray)?;
+            let measured = measure(&args, &binary, &cluster, mode, &otlp, &xray, &cloudwatch.url())?;
             println!(
                 "{:<13} {:>7.0} requests/s  p99 {:>6.2} ms  CPU {:>6.1} µs/request ({:.2} cores)  non-2xx {}  \
                  (round {round}; OTLP exports received: {}, X-Ray datagrams: {})",
@@ -153,6 +160,10 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         println!("{:<13} {rps:>7.0} requests/s  p99 {p99:>6.2} ms  CPU {cpu:>6.1} µs/request{cost}", mode.label());
     }
     println!("({} connections, {} s each, GET /api/activities/home)", args.connections, args.seconds);
+    if modes.contains(&Tracing::Signals) {
+        let events: usize = cloudwatch.streams("cruddur").values().map(Vec::len).sum();
+        println!("(the CloudWatch Logs stand-in received {events} log events)");
+    }
     Ok(())
 }
 
@@ -186,6 +197,7 @@ fn measure(
     mode: Tracing,
     otlp: &HttpSink,
     xray: &SegmentSink,
+    cloudwatch_url: &str,
 ) -> anyhow::Result<Measured> {
     let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let mut backend = Command::new(binary);
@@ -197,7 +209,20 @@ fn measure(
         .env("RUST_LOG", "warn")
         .env("OTEL_SERVICE_NAME", "cruddur-backend-bench")
         .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
-    if matches!(mode, Tracing::Otlp | Tracing::Both) {
+    if mode == Tracing::Signals {
+        backend
+            .env("RUST_LOG", "info")
+            .env("LOG_FORMAT", "off")
+            .env("CLOUDWATCH_LOG_GROUP", "cruddur")
+            .env("AWS_ENDPOINT_URL_CLOUDWATCH_LOGS", cloudwatch_url)
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "AKIDBENCH")
+            .env("AWS_SECRET_ACCESS_KEY", "bench")
+            .env("OTEL_METRIC_EXPORT_INTERVAL", "5000");
+    } else {
+        backend.env("OTEL_METRICS_EXPORTER", "none").env_remove("CLOUDWATCH_LOG_GROUP");
+    }
+    if matches!(mode, Tracing::Otlp | Tracing::Both | Tracing::Signals) {
         backend.env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{}", otlp.address));
     } else if mode == Tracing::DeadOtlp {
         let closed = TcpListener::bind("127.0.0.1:0")?.local_addr()?;
@@ -205,7 +230,7 @@ fn measure(
     } else {
         backend.env_remove("OTEL_EXPORTER_OTLP_ENDPOINT");
     }
-    if matches!(mode, Tracing::Xray | Tracing::Both) {
+    if matches!(mode, Tracing::Xray | Tracing::Both | Tracing::Signals) {
         backend.env("AWS_XRAY_SDK_ENABLED", "true").env("AWS_XRAY_DAEMON_ADDRESS", xray.address.to_string());
     } else {
         backend.env("AWS_XRAY_SDK_ENABLED", "false");

@@ -178,6 +178,15 @@ fn otlp_config(var: &impl Fn(&str) -> Option<String>) -> Result<Option<OtlpConfi
         }
         (None, None) => return Ok(None),
     };
+    let headers = otlp_headers(var)?;
+    let sampler = var("OTEL_TRACES_SAMPLER");
+    let sampling = OtlpSampling::from_variables(sampler.as_deref(), var("OTEL_TRACES_SAMPLER_ARG").as_deref())
+        .map_err(|reason| invalid("OTEL_TRACES_SAMPLER", reason))?;
+    Ok(Some(OtlpConfig { traces_endpoint, headers, sampling }))
+}
+
+/// `OTEL_EXPORTER_OTLP_HEADERS`, with `x-honeycomb-team` from `HONEYCOMB_API_KEY` unless they name it.
+fn otlp_headers(var: &impl Fn(&str) -> Option<String>) -> Result<Vec<(String, String)>, TelemetryError> {
     let mut headers = match var("OTEL_EXPORTER_OTLP_HEADERS") {
         Some(list) => parse_headers(&list)?,
         None => Vec::new(),
@@ -187,10 +196,7 @@ fn otlp_config(var: &impl Fn(&str) -> Option<String>) -> Result<Option<OtlpConfi
     {
         headers.push((HONEYCOMB_TEAM_HEADER.to_owned(), key));
     }
-    let sampler = var("OTEL_TRACES_SAMPLER");
-    let sampling = OtlpSampling::from_variables(sampler.as_deref(), var("OTEL_TRACES_SAMPLER_ARG").as_deref())
-        .map_err(|reason| invalid("OTEL_TRACES_SAMPLER", reason))?;
-    Ok(Some(OtlpConfig { traces_endpoint, headers, sampling }))
+    Ok(headers)
 }
 
 fn parse_http_url(variable: &'static str, value: &str) -> Result<Url, TelemetryError> {
@@ -407,15 +413,7 @@ fn metrics_config(var: &impl Fn(&str) -> Option<String>) -> Result<Option<Metric
         }
         (None, None) => return Ok(None),
     };
-    let mut headers = match var("OTEL_EXPORTER_OTLP_HEADERS") {
-        Some(list) => parse_headers(&list)?,
-        None => Vec::new(),
-    };
-    if let Some(key) = var("HONEYCOMB_API_KEY")
-        && !headers.iter().any(|(name, _)| name == HONEYCOMB_TEAM_HEADER)
-    {
-        headers.push((HONEYCOMB_TEAM_HEADER.to_owned(), key));
-    }
+    let mut headers = otlp_headers(var)?;
     if let Some(list) = var("OTEL_EXPORTER_OTLP_METRICS_HEADERS") {
         for (name, value) in parse_headers(&list)? {
             headers.retain(|(kept, _)| *kept != name);

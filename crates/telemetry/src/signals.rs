@@ -3,7 +3,7 @@
 //!
 //! - the access-log line, at `info` (target [`ACCESS_LOG_TARGET`]): method, route and path, status, duration,
 //!   client address, and the trace id the log formatter adds, as the original's `after_request` line;
-//! - the `http.server.request.duration` measurement ([`crate::metrics`]), when metrics are on;
+//! - the `http.server.request.duration` measurement, when metrics are on;
 //! - for a 5xx answer or a panic, the [`Exception`] recorded on the server span (X-Ray `cause`, Honeycomb's
 //!   exception event), one line at `error` with the trace id, and one Rollbar item with the request, the person
 //!   (resolved after the answer, see [`PersonLookup`]) and the trace id.
@@ -40,8 +40,8 @@ use crate::rollbar::{Level, Person, Report, Reported, RequestInfo, Rollbar};
 /// The target of the access-log lines (filter them with `RUST_LOG`, e.g. `info,cruddur_telemetry::access=warn`).
 pub const ACCESS_LOG_TARGET: &str = "cruddur_telemetry::access";
 
-/// Finds who made a request from its headers, for Rollbar's `person`. Called after the answer is sent, and only for
-/// requests that failed while Rollbar is on.
+/// Finds who made a request from its headers, for Rollbar's `person`. Called only for requests that failed while
+/// Rollbar is on, in a task of its own once the answer is ready, so a slow lookup never delays it.
 pub type PersonLookup = Arc<dyn Fn(HeaderMap) -> BoxFuture<'static, Option<Person>> + Send + Sync>;
 
 /// The signals besides traces that a [`crate::Telemetry`] runs: Rollbar, metrics, CloudWatch Logs, each on only when
