@@ -3,16 +3,18 @@
 use std::fmt;
 
 use aws_sdk_xray::Client;
-use aws_sdk_xray::types::{SamplingRule, SamplingRuleUpdate};
+use aws_sdk_xray::types::{SamplingRule as AwsSamplingRule, SamplingRuleUpdate};
+use xray_protocol::SamplingRule;
 
-use crate::{InfraError, SamplingRuleSpec};
+use crate::InfraError;
+use crate::rule_file::{fields, from_aws};
 
 /// What we want in X-Ray.
 #[derive(Debug, Clone)]
 pub struct Desired {
     pub group_name: String,
     pub filter_expression: String,
-    pub rule: SamplingRuleSpec,
+    pub rule: SamplingRule,
 }
 
 /// What happens (or would happen) to one resource.
@@ -102,7 +104,7 @@ impl fmt::Display for Destroyed {
 #[derive(Debug, Clone)]
 pub struct Listing {
     pub groups: Vec<(String, String)>,
-    pub rules: Vec<SamplingRule>,
+    pub rules: Vec<AwsSamplingRule>,
 }
 
 impl fmt::Display for Listing {
@@ -142,12 +144,11 @@ pub async fn plan(client: &Client, desired: &Desired) -> Result<Plan, InfraError
         Some(current) if current == desired.filter_expression => Change::Unchanged,
         Some(current) => Change::Update(vec![FieldChange { field: "FilterExpression", from: current, to: filter() }]),
     };
-    let wanted = desired.rule.fields();
+    let wanted = fields(&desired.rule);
     let rule = match find_rule(client, &desired.rule.rule_name).await? {
         None => Change::Create(wanted),
         Some(current) => {
-            let differences: Vec<FieldChange> = SamplingRuleSpec::from(&current)
-                .fields()
+            let differences: Vec<FieldChange> = fields(&from_aws(&current))
                 .into_iter()
                 .zip(wanted)
                 .filter(|((_, from), (_, to))| from != to)
@@ -245,7 +246,7 @@ async fn groups(client: &Client) -> Result<Vec<(String, String)>, InfraError> {
 }
 
 /// Every sampling rule, across all pages.
-async fn rules(client: &Client) -> Result<Vec<SamplingRule>, InfraError> {
+async fn rules(client: &Client) -> Result<Vec<AwsSamplingRule>, InfraError> {
     let records = client
         .get_sampling_rules()
         .into_paginator()
@@ -262,7 +263,7 @@ async fn find_group(client: &Client, name: &str) -> Result<Option<String>, Infra
     Ok(groups(client).await?.into_iter().find(|(group, _)| group == name).map(|(_, filter)| filter))
 }
 
-async fn find_rule(client: &Client, name: &str) -> Result<Option<SamplingRule>, InfraError> {
+async fn find_rule(client: &Client, name: &str) -> Result<Option<AwsSamplingRule>, InfraError> {
     Ok(rules(client).await?.into_iter().find(|rule| rule.rule_name() == Some(name)))
 }
 
@@ -284,13 +285,13 @@ macro_rules! with_rule_fields {
     };
 }
 
-fn sampling_rule(rule: &SamplingRuleSpec) -> SamplingRule {
-    with_rule_fields!(SamplingRule::builder(), rule)
+fn sampling_rule(rule: &SamplingRule) -> AwsSamplingRule {
+    with_rule_fields!(AwsSamplingRule::builder(), rule)
         .version(rule.version)
         .build()
         .expect("every required field of a sampling rule is set")
 }
 
-fn rule_update(rule: &SamplingRuleSpec) -> SamplingRuleUpdate {
+fn rule_update(rule: &SamplingRule) -> SamplingRuleUpdate {
     with_rule_fields!(SamplingRuleUpdate::builder(), rule).build()
 }

@@ -21,7 +21,7 @@ use aws_sdk_xray::error::DisplayErrorContext;
 
 pub use changes::{Change, Desired, Destroyed, FieldChange, Listing, Plan, apply, destroy, plan, show};
 pub use cli::{AwsOptions, Cli, Command, Job, Target};
-pub use rule_file::SamplingRuleSpec;
+pub use xray_protocol::SamplingRule;
 
 /// The service our backend reports when nothing renames it (its `OTEL_SERVICE_NAME` default), which the group
 /// filters on.

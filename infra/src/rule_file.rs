@@ -1,75 +1,58 @@
 //! The sampling rule file, in the AWS CLI's `--cli-input-json` format of `create-sampling-rule`
 //! (`{"SamplingRule": {...}}`), read and checked field by field before any call is made, so that a mistake is
-//! reported with the field's name and the file's path instead of an AWS error after half the work.
+//! reported with the field's name and the file's path instead of an AWS error after half the work. The rule itself
+//! is `xray-protocol`'s model.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use aws_sdk_xray::types::SamplingRule;
+use aws_sdk_xray::types::SamplingRule as AwsSamplingRule;
 use serde_json::{Map, Value};
+use xray_protocol::SamplingRule;
 
 use crate::InfraError;
 
-/// A sampling rule as we want it in X-Ray.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SamplingRuleSpec {
-    pub rule_name: String,
-    pub resource_arn: String,
-    pub priority: i32,
-    pub fixed_rate: f64,
-    pub reservoir_size: i32,
-    pub service_name: String,
-    pub service_type: String,
-    pub host: String,
-    pub http_method: String,
-    pub url_path: String,
-    pub version: i32,
-    pub attributes: BTreeMap<String, String>,
+/// The fields X-Ray lets us set and change, by their names in the file, as text for plans: what a new rule is
+/// created with, and what is compared with the rule X-Ray holds (RuleName identifies it; Version can only be 1).
+pub fn fields(rule: &SamplingRule) -> Vec<(&'static str, String)> {
+    let attributes: Map<String, Value> =
+        rule.attributes.iter().map(|(name, value)| (name.clone(), Value::from(value.as_str()))).collect();
+    vec![
+        ("ResourceARN", rule.resource_arn.clone()),
+        ("Priority", rule.priority.to_string()),
+        ("FixedRate", rule.fixed_rate.to_string()),
+        ("ReservoirSize", rule.reservoir_size.to_string()),
+        ("ServiceName", rule.service_name.clone()),
+        ("ServiceType", rule.service_type.clone()),
+        ("Host", rule.host.clone()),
+        ("HTTPMethod", rule.http_method.clone()),
+        ("URLPath", rule.url_path.clone()),
+        ("Attributes", Value::Object(attributes).to_string()),
+    ]
 }
 
-impl SamplingRuleSpec {
-    /// The fields X-Ray lets us set and change, by their names in the file, as text for plans: what a new rule is
-    /// created with, and what is compared with the rule X-Ray holds (RuleName identifies it; Version can only be 1).
-    pub fn fields(&self) -> Vec<(&'static str, String)> {
-        let attributes: Map<String, Value> =
-            self.attributes.iter().map(|(name, value)| (name.clone(), Value::from(value.as_str()))).collect();
-        vec![
-            ("ResourceARN", self.resource_arn.clone()),
-            ("Priority", self.priority.to_string()),
-            ("FixedRate", self.fixed_rate.to_string()),
-            ("ReservoirSize", self.reservoir_size.to_string()),
-            ("ServiceName", self.service_name.clone()),
-            ("ServiceType", self.service_type.clone()),
-            ("Host", self.host.clone()),
-            ("HTTPMethod", self.http_method.clone()),
-            ("URLPath", self.url_path.clone()),
-            ("Attributes", Value::Object(attributes).to_string()),
-        ]
-    }
-}
-
-impl From<&SamplingRule> for SamplingRuleSpec {
-    /// The rule X-Ray holds, in our terms, to compare it with the file.
-    fn from(rule: &SamplingRule) -> Self {
-        Self {
-            rule_name: rule.rule_name().unwrap_or_default().to_owned(),
-            resource_arn: rule.resource_arn().to_owned(),
-            priority: rule.priority(),
-            fixed_rate: rule.fixed_rate(),
-            reservoir_size: rule.reservoir_size(),
-            service_name: rule.service_name().to_owned(),
-            service_type: rule.service_type().to_owned(),
-            host: rule.host().to_owned(),
-            http_method: rule.http_method().to_owned(),
-            url_path: rule.url_path().to_owned(),
-            version: rule.version(),
-            attributes: rule
-                .attributes()
-                .into_iter()
-                .flatten()
-                .map(|(name, value)| (name.clone(), value.clone()))
-                .collect(),
-        }
+/// The rule X-Ray holds, in the protocol's terms, to compare it with the file (its ARN is left out, as the file
+/// has none).
+pub fn from_aws(rule: &AwsSamplingRule) -> SamplingRule {
+    SamplingRule {
+        rule_name: rule.rule_name().unwrap_or_default().to_owned(),
+        rule_arn: None,
+        resource_arn: rule.resource_arn().to_owned(),
+        priority: rule.priority(),
+        fixed_rate: rule.fixed_rate(),
+        reservoir_size: rule.reservoir_size(),
+        service_name: rule.service_name().to_owned(),
+        service_type: rule.service_type().to_owned(),
+        host: rule.host().to_owned(),
+        http_method: rule.http_method().to_owned(),
+        url_path: rule.url_path().to_owned(),
+        version: rule.version(),
+        attributes: rule
+            .attributes()
+            .into_iter()
+            .flatten()
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect(),
     }
 }
 
@@ -107,7 +90,7 @@ pub fn locate(start: &Path) -> Result<PathBuf, InfraError> {
 }
 
 /// Reads and checks the rule file at `path`.
-pub fn load(path: &Path) -> Result<SamplingRuleSpec, InfraError> {
+pub fn load(path: &Path) -> Result<SamplingRule, InfraError> {
     let file = path.display().to_string();
     let text = std::fs::read_to_string(path)
         .map_err(|source| InfraError::RuleFileUnreadable { file: file.clone(), source })?;
@@ -115,7 +98,7 @@ pub fn load(path: &Path) -> Result<SamplingRuleSpec, InfraError> {
 }
 
 /// Checks the text of a rule file; `file` names it in errors.
-pub fn parse(text: &str, file: &str) -> Result<SamplingRuleSpec, InfraError> {
+pub fn parse(text: &str, file: &str) -> Result<SamplingRule, InfraError> {
     let error = |field: &str, problem: String| InfraError::RuleField {
         file: file.to_owned(),
         field: field.to_owned(),
@@ -142,8 +125,9 @@ pub fn parse(text: &str, file: &str) -> Result<SamplingRuleSpec, InfraError> {
         return Err(error(unknown, "is not a field of a sampling rule".into()));
     }
     let fields = Fields { rule, error: &error };
-    let spec = SamplingRuleSpec {
+    let rule = SamplingRule {
         rule_name: fields.text("RuleName", 32)?,
+        rule_arn: None,
         resource_arn: fields.text("ResourceARN", 500)?,
         priority: fields.integer("Priority", 1, 9999)?,
         fixed_rate: fields.rate("FixedRate")?,
@@ -156,7 +140,7 @@ pub fn parse(text: &str, file: &str) -> Result<SamplingRuleSpec, InfraError> {
         version: fields.integer("Version", 1, 1)?,
         attributes: fields.attributes()?,
     };
-    Ok(spec)
+    Ok(rule)
 }
 
 struct Fields<'a, E> {

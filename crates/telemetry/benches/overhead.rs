@@ -36,9 +36,9 @@ fn main() {
             });
         }
         if xray {
-            let daemon_address = sink.address().to_string();
+            let daemon_udp_address = sink.address().to_string();
             let (segment_name, sampling) = ("bench".into(), XraySampling::Local(SamplingRules::default()));
-            config.xray = Some(XrayConfig { daemon_address, segment_name, dynamic_naming: None, sampling });
+            config.xray = Some(XrayConfig { daemon_udp_address, segment_name, dynamic_naming: None, sampling });
         }
         let telemetry = Telemetry::new(&config).expect("telemetry");
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");

@@ -3,6 +3,9 @@
 //!
 //! Every variable is optional; a value that cannot be used fails start-up with an error naming the variable (and
 //! never echoing a header value, which may be an API key).
+//!
+//! A leaf: the settings types (the sampling ones in [`sampling`]) live here, and nothing here uses the rest of the
+//! crate.
 
 use std::fmt;
 use std::time::Duration;
@@ -10,8 +13,17 @@ use std::time::Duration;
 use percent_encoding::percent_decode_str;
 use url::Url;
 
-use crate::TelemetryError;
-use crate::sampling::{OtlpSampling, SamplingRules, XraySampling};
+mod sampling;
+
+pub use sampling::{EVERY_TRACE, OtlpSampling, SamplingRules, XraySampling};
+
+/// A variable whose value cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("{variable}: {reason}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub reason: String,
+}
 
 /// Where the X-Ray daemon listens when `AWS_XRAY_DAEMON_ADDRESS` is unset, as in the X-Ray SDKs.
 pub const DEFAULT_XRAY_DAEMON_ADDRESS: &str = "127.0.0.1:2000";
@@ -69,8 +81,9 @@ impl fmt::Debug for OtlpConfig {
 /// Where segment documents go, how segments are named, and which traces X-Ray gets.
 #[derive(Debug, Clone, PartialEq)]
 pub struct XrayConfig {
-    /// `host:port` of the daemon's UDP port.
-    pub daemon_address: String,
+    /// `host:port` of the daemon's UDP port, where segments go (its TCP port, for sampling rules, is in
+    /// [`XraySampling::Centralized`]).
+    pub daemon_udp_address: String,
     /// The segment name, as `AWS_XRAY_TRACING_NAME` or the service name gives it.
     pub segment_name: String,
     /// `AWS_XRAY_URL`: a host pattern (`*` and `?` wildcards); a request whose `Host` matches is named after its host.
@@ -102,7 +115,7 @@ pub enum LogFormat {
 impl TelemetryConfig {
     /// Reads the process environment. `default_service_name` names the binary when neither `OTEL_SERVICE_NAME` nor
     /// `HONEYCOMB_SERVICE_NAME` is set.
-    pub fn from_env(default_service_name: &str) -> Result<Self, TelemetryError> {
+    pub fn from_env(default_service_name: &str) -> Result<Self, ConfigError> {
         Self::from_lookup(default_service_name, |name| std::env::var(name).ok())
     }
 
@@ -110,7 +123,7 @@ impl TelemetryConfig {
     pub fn from_lookup(
         default_service_name: &str,
         lookup: impl Fn(&str) -> Option<String>,
-    ) -> Result<Self, TelemetryError> {
+    ) -> Result<Self, ConfigError> {
         let var = |name: &str| lookup(name).map(|value| value.trim().to_owned()).filter(|value| !value.is_empty());
         let service_name = var("OTEL_SERVICE_NAME")
             .or_else(|| var("HONEYCOMB_SERVICE_NAME"))
@@ -164,11 +177,11 @@ impl LogFormat {
     }
 }
 
-fn invalid(variable: &'static str, reason: impl Into<String>) -> TelemetryError {
-    TelemetryError::Config { variable, reason: reason.into() }
+fn invalid(variable: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError { variable, reason: reason.into() }
 }
 
-fn otlp_config(var: &impl Fn(&str) -> Option<String>) -> Result<Option<OtlpConfig>, TelemetryError> {
+fn otlp_config(var: &impl Fn(&str) -> Option<String>) -> Result<Option<OtlpConfig>, ConfigError> {
     let traces_endpoint = match (var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"), var("OTEL_EXPORTER_OTLP_ENDPOINT")) {
         // The signal-specific URL is used as is, the base URL gets the signal's path: the OTLP exporter spec.
         (Some(traces), _) => parse_http_url("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", &traces)?,
@@ -186,7 +199,7 @@ fn otlp_config(var: &impl Fn(&str) -> Option<String>) -> Result<Option<OtlpConfi
 }
 
 /// `OTEL_EXPORTER_OTLP_HEADERS`, with `x-honeycomb-team` from `HONEYCOMB_API_KEY` unless they name it.
-fn otlp_headers(var: &impl Fn(&str) -> Option<String>) -> Result<Vec<(String, String)>, TelemetryError> {
+fn otlp_headers(var: &impl Fn(&str) -> Option<String>) -> Result<Vec<(String, String)>, ConfigError> {
     let mut headers = match var("OTEL_EXPORTER_OTLP_HEADERS") {
         Some(list) => parse_headers(&list)?,
         None => Vec::new(),
@@ -199,7 +212,7 @@ fn otlp_headers(var: &impl Fn(&str) -> Option<String>) -> Result<Vec<(String, St
     Ok(headers)
 }
 
-fn parse_http_url(variable: &'static str, value: &str) -> Result<Url, TelemetryError> {
+fn parse_http_url(variable: &'static str, value: &str) -> Result<Url, ConfigError> {
     let url = Url::parse(value).map_err(|error| invalid(variable, format!("not a URL: {error}")))?;
     match url.scheme() {
         "http" | "https" => Ok(url),
@@ -208,7 +221,7 @@ fn parse_http_url(variable: &'static str, value: &str) -> Result<Url, TelemetryE
 }
 
 /// `name=value,name2=value2`, values percent-decoded: the W3C baggage form the OTLP exporter spec uses.
-fn parse_headers(list: &str) -> Result<Vec<(String, String)>, TelemetryError> {
+fn parse_headers(list: &str) -> Result<Vec<(String, String)>, ConfigError> {
     list.split(',')
         .map(str::trim)
         .filter(|pair| !pair.is_empty())
@@ -231,30 +244,27 @@ fn parse_headers(list: &str) -> Result<Vec<(String, String)>, TelemetryError> {
         .collect()
 }
 
-fn xray_config(
-    var: &impl Fn(&str) -> Option<String>,
-    service_name: &str,
-) -> Result<Option<XrayConfig>, TelemetryError> {
+fn xray_config(var: &impl Fn(&str) -> Option<String>, service_name: &str) -> Result<Option<XrayConfig>, ConfigError> {
     if var("AWS_XRAY_SDK_ENABLED").is_some_and(|enabled| enabled.eq_ignore_ascii_case("false")) {
         return Ok(None);
     }
-    let (tcp_address, daemon_address) = match var("AWS_XRAY_DAEMON_ADDRESS") {
+    let (daemon_tcp_address, daemon_udp_address) = match var("AWS_XRAY_DAEMON_ADDRESS") {
         Some(value) => daemon_addresses(&value)?,
         None => (DEFAULT_XRAY_DAEMON_ADDRESS.to_owned(), DEFAULT_XRAY_DAEMON_ADDRESS.to_owned()),
     };
     Ok(Some(XrayConfig {
-        daemon_address,
+        daemon_udp_address,
         segment_name: var("AWS_XRAY_TRACING_NAME").unwrap_or_else(|| service_name.to_owned()),
         dynamic_naming: var("AWS_XRAY_URL"),
         sampling: match var("AWS_XRAY_SAMPLING_RULES") {
             Some(rules) => XraySampling::Local(sampling_rules(&rules)?),
-            None => XraySampling::Centralized { daemon_address: tcp_address },
+            None => XraySampling::Centralized { daemon_tcp_address },
         },
     }))
 }
 
 /// The rules inline (a JSON object) or in the file the value names.
-fn sampling_rules(value: &str) -> Result<SamplingRules, TelemetryError> {
+fn sampling_rules(value: &str) -> Result<SamplingRules, ConfigError> {
     const VARIABLE: &str = "AWS_XRAY_SAMPLING_RULES";
     let json = if value.starts_with('{') {
         value.to_owned()
@@ -266,7 +276,7 @@ fn sampling_rules(value: &str) -> Result<SamplingRules, TelemetryError> {
 
 /// The daemon's (TCP, UDP) addresses from `host:port` (both), or from the SDKs' two-address form
 /// `tcp:host:port udp:host:port`.
-fn daemon_addresses(value: &str) -> Result<(String, String), TelemetryError> {
+fn daemon_addresses(value: &str) -> Result<(String, String), ConfigError> {
     if !value.contains(' ') {
         let address = host_port(value)?;
         return Ok((address.clone(), address));
@@ -279,7 +289,7 @@ fn daemon_addresses(value: &str) -> Result<(String, String), TelemetryError> {
     Ok((host_port(part("tcp:")?)?, host_port(part("udp:")?)?))
 }
 
-fn host_port(address: &str) -> Result<String, TelemetryError> {
+fn host_port(address: &str) -> Result<String, ConfigError> {
     match address.rsplit_once(':') {
         Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(address.to_owned()),
         _ => Err(invalid("AWS_XRAY_DAEMON_ADDRESS", format!("expected host:port, got {address}"))),
@@ -387,7 +397,7 @@ impl fmt::Debug for MetricsConfig {
     }
 }
 
-fn rollbar_config(var: &impl Fn(&str) -> Option<String>) -> Result<Option<RollbarConfig>, TelemetryError> {
+fn rollbar_config(var: &impl Fn(&str) -> Option<String>) -> Result<Option<RollbarConfig>, ConfigError> {
     let Some(access_token) = var("ROLLBAR_ACCESS_TOKEN") else { return Ok(None) };
     let endpoint = var("ROLLBAR_ENDPOINT").unwrap_or_else(|| DEFAULT_ROLLBAR_ENDPOINT.to_owned());
     // A base URL without its final slash would lose its last segment when `item/` is joined.
@@ -400,7 +410,7 @@ fn rollbar_config(var: &impl Fn(&str) -> Option<String>) -> Result<Option<Rollba
     }))
 }
 
-fn metrics_config(var: &impl Fn(&str) -> Option<String>) -> Result<Option<MetricsConfig>, TelemetryError> {
+fn metrics_config(var: &impl Fn(&str) -> Option<String>) -> Result<Option<MetricsConfig>, ConfigError> {
     match var("OTEL_METRICS_EXPORTER").map(|exporter| exporter.to_ascii_lowercase()).as_deref() {
         None | Some("otlp") => {}
         Some("none") => return Ok(None),
@@ -436,7 +446,7 @@ mod tests {
 
     use super::*;
 
-    fn read(vars: &[(&str, &str)]) -> Result<TelemetryConfig, TelemetryError> {
+    fn read(vars: &[(&str, &str)]) -> Result<TelemetryConfig, ConfigError> {
         let vars: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         TelemetryConfig::from_lookup("cruddur-backend", |name| vars.get(name).cloned())
     }
@@ -447,7 +457,8 @@ mod tests {
         assert_eq!(config.service_name, "cruddur-backend");
         assert_eq!(config.otlp, None);
         let xray = config.xray.unwrap();
-        assert_eq!(xray.daemon_address, "127.0.0.1:2000");
+        assert_eq!(xray.daemon_udp_address, "127.0.0.1:2000");
+        assert_eq!(xray.sampling, XraySampling::Centralized { daemon_tcp_address: "127.0.0.1:2000".into() });
         assert_eq!(xray.segment_name, "cruddur-backend");
         assert_eq!(config.log, LogConfig { format: LogFormat::Text, filter: "info".into() });
     }
@@ -566,16 +577,16 @@ mod tests {
         assert_eq!(
             config.xray.unwrap(),
             XrayConfig {
-                daemon_address: "xray-daemon:2000".into(),
+                daemon_udp_address: "xray-daemon:2000".into(),
                 segment_name: "backend-flask".into(),
                 dynamic_naming: Some("*4567-*.gitpod.io*".into()),
-                sampling: XraySampling::Centralized { daemon_address: "xray-daemon:2000".into() },
+                sampling: XraySampling::Centralized { daemon_tcp_address: "xray-daemon:2000".into() },
             }
         );
         let two_addresses = read(&[("AWS_XRAY_DAEMON_ADDRESS", "tcp:127.0.0.1:2000 udp:127.0.0.2:2001")]).unwrap();
         let two_addresses = two_addresses.xray.unwrap();
-        assert_eq!(two_addresses.daemon_address, "127.0.0.2:2001");
-        assert_eq!(two_addresses.sampling, XraySampling::Centralized { daemon_address: "127.0.0.1:2000".into() });
+        assert_eq!(two_addresses.daemon_udp_address, "127.0.0.2:2001");
+        assert_eq!(two_addresses.sampling, XraySampling::Centralized { daemon_tcp_address: "127.0.0.1:2000".into() });
         let error = read(&[("AWS_XRAY_DAEMON_ADDRESS", "udp:127.0.0.2:2001 x")]).unwrap_err().to_string();
         assert!(error.contains("tcp:host:port"), "{error}");
         assert_eq!(read(&[("AWS_XRAY_SDK_ENABLED", "FALSE")]).unwrap().xray, None);
@@ -584,7 +595,7 @@ mod tests {
 
     #[test]
     fn sampling_rules_are_read_inline_or_from_their_file() {
-        let all = crate::sampling::EVERY_TRACE;
+        let all = EVERY_TRACE;
         let inline = read(&[("AWS_XRAY_SAMPLING_RULES", all)]).unwrap();
         assert_eq!(inline.xray.unwrap().sampling, XraySampling::Local(SamplingRules::parse(all).unwrap()));
         let file = std::env::temp_dir().join(format!("sampling-rules-{}.json", std::process::id()));

@@ -28,7 +28,7 @@
 //! | `AWS_XRAY_DAEMON_ADDRESS` | `127.0.0.1:2000` | the daemon's `host:port`, UDP for segments and TCP for sampling rules (or `tcp:host:port udp:host:port`) |
 //! | `AWS_XRAY_TRACING_NAME` | the service name | the X-Ray segment name |
 //! | `AWS_XRAY_URL` | - | dynamic naming: a host pattern (`*`, `?`); a request whose `Host` matches is named after its host |
-//! | `AWS_XRAY_SAMPLING_RULES` | unset: X-Ray's rules, through the daemon (1 trace/s, then 5% until they arrive) | which traces X-Ray gets: a rules file in the X-Ray SDKs' local format, or the JSON inline ([`sampling`]); OTLP gets every trace |
+//! | `AWS_XRAY_SAMPLING_RULES` | unset: X-Ray's rules, through the daemon (1 trace/s, then 5% until they arrive) | which traces X-Ray gets: a rules file in the X-Ray SDKs' local format, or the JSON inline ([`sampling`]); OTLP's share is `OTEL_TRACES_SAMPLER`'s |
 //! | `RUST_LOG` | `info` | log filter (`EnvFilter` directives); traces do not depend on it |
 //! | `LOG_FORMAT` | `text` | `text` (one line, coloured on a terminal), `pretty`, `json`, or `off` |
 //! | `OTEL_METRICS_EXPORTER` | `otlp` when an OTLP destination is set | `otlp` or `none`: metrics over OTLP (HTTP request and query durations, pool connections) |
@@ -50,7 +50,8 @@
 //! - database spans from sqlx's own query events, once [`Telemetry::set_database`] names the database ([`db`]);
 //! - [`relay::router`]: `POST /v1/traces` for the browser's spans;
 //! - [`propagation`]: the headers in and out;
-//! - [`sampling`]: every trace to OTLP, a sample to X-Ray, as the X-Ray SDKs sample;
+//! - [`sampling`]: which traces OTLP and X-Ray each get (OTLP by the standard sampler variables, X-Ray by its rules,
+//!   as the X-Ray SDKs sample), carried with the trace in `tracestate`.
 //! - [`signals::SignalsLayer`] ([`Telemetry::signals_layer`]): per request, the access-log line, the HTTP duration
 //!   metric, and a 5xx or panic as an [`exceptions::Exception`] on the server span (X-Ray `cause`) and a Rollbar
 //!   item; panics answer 500 and the server keeps serving;
@@ -72,6 +73,7 @@ pub mod exceptions;
 mod export;
 pub mod logs;
 mod metrics;
+mod naming;
 pub mod propagation;
 pub mod relay;
 pub mod rollbar;
@@ -95,11 +97,11 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{Layer, Registry};
 
 pub use config::{
-    CloudWatchConfig, LogConfig, LogFormat, MetricsConfig, OtlpConfig, RollbarConfig, TelemetryConfig, XrayConfig,
+    CloudWatchConfig, ConfigError, LogConfig, LogFormat, MetricsConfig, OtlpConfig, OtlpSampling, RollbarConfig,
+    SamplingRules, TelemetryConfig, XrayConfig, XraySampling,
 };
 pub use db::DatabaseTarget;
 pub use export::LaneStats;
-pub use sampling::{OtlpSampling, SamplingRules, XraySampling};
 
 /// The instrumentation scope of our spans and metrics.
 const SCOPE: &str = "cruddur-telemetry";
@@ -110,8 +112,8 @@ const FLUSH_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 /// What can go wrong while starting telemetry.
 #[derive(Debug, thiserror::Error)]
 pub enum TelemetryError {
-    #[error("{variable}: {reason}")]
-    Config { variable: &'static str, reason: String },
+    #[error(transparent)]
+    Config(#[from] ConfigError),
     #[error("the database URL: {0}")]
     DatabaseUrl(String),
     #[error("building the OTLP exporter: {0}")]
@@ -142,7 +144,7 @@ pub struct Telemetry {
     /// Why X-Ray export is off although configured, to log once a subscriber is there.
     xray_unavailable: Option<String>,
     /// Fetches X-Ray's sampling rules while it lives (centralized sampling).
-    _sampling_poller: Option<sampling::centralized::Poller>,
+    _sampling_poller: Option<sampling::Poller>,
     /// Errors to Rollbar, metrics, logs to CloudWatch.
     signals: signals::Signals,
 }
@@ -158,48 +160,18 @@ pub struct ExportStats {
 impl Telemetry {
     /// Builds the pipeline `config` describes, without touching any global state.
     pub fn new(config: &TelemetryConfig) -> Result<Self, TelemetryError> {
-        let resource = Resource::builder().with_service_name(config.service_name.clone()).build();
-        let mut builder =
-            SdkTracerProvider::builder().with_id_generator(XrayIdGenerator::default()).with_resource(resource.clone());
-        let signals = signals::Signals::start(config, resource)?;
-
-        let mut processors = Vec::new();
-        let mut otlp = None;
-        if let Some(otlp_config) = &config.otlp {
-            let exporter = opentelemetry_otlp::SpanExporter::builder()
-                .with_http()
-                .with_protocol(Protocol::HttpBinary)
-                .with_endpoint(otlp_config.traces_endpoint.as_str())
-                .with_headers(otlp_config.headers.iter().cloned().collect())
-                .build()?;
-            let processor =
-                export::BoundedProcessor::new("OTLP", exporter, config.export_queue, sampling::otlp_sampled);
-            otlp = Some(processor.lane());
-            processors.push(processor);
+        let signals = signals::Signals::start(config)?;
+        let mut exporters = Exporters::default();
+        if let Some(otlp) = &config.otlp {
+            exporters.add_otlp(otlp, config.export_queue)?;
         }
-
-        let (mut xray, mut xray_unavailable, mut xray_sampler, mut sampling_poller) = (None, None, None, None);
-        if let Some(xray_config) = &config.xray {
-            match xray::XraySegments::new(xray_config) {
-                Ok(exporter) => {
-                    let processor =
-                        export::BoundedProcessor::new("X-Ray", exporter, config.export_queue, sampling::xray_sampled);
-                    xray = Some(processor.lane());
-                    processors.push(processor);
-                    let (sampler, poller) = sampling::xray_sampler(xray_config).map_err(TelemetryError::Sampling)?;
-                    (xray_sampler, sampling_poller) = (Some(sampler), poller);
-                }
-                // The daemon's host not resolving (yet) must not stop the service.
-                Err(error) => xray_unavailable = Some(format!("{}: {error}", xray_config.daemon_address)),
-            }
-        }
-
-        if !processors.is_empty() {
-            builder = builder.with_span_processor(export::Fanout::new(processors));
+        if let Some(xray) = &config.xray {
+            exporters.add_xray(xray, config.export_queue)?;
         }
         // Nothing to export: record nothing (ids are still made, for logs and the X-Ray response header).
-        let sampler = sampling::TraceSampler::new(config.otlp.as_ref().map(|otlp| otlp.sampling), xray_sampler);
-        let provider = builder.with_sampler(sampler).build();
+        let sampler =
+            sampling::TraceSampler::new(config.otlp.as_ref().map(|otlp| otlp.sampling), exporters.xray_sampler);
+        let provider = tracer_provider(&config.service_name, exporters.processors, sampler);
         let tracer = provider.tracer(SCOPE);
         let relay = match &config.otlp {
             Some(otlp_config) => relay::Relay::start(otlp_config).map_err(TelemetryError::Relay)?,
@@ -210,10 +182,10 @@ impl Telemetry {
             tracer,
             database: Arc::default(),
             relay,
-            otlp,
-            xray,
-            xray_unavailable,
-            _sampling_poller: sampling_poller,
+            otlp: exporters.otlp,
+            xray: exporters.xray,
+            xray_unavailable: exporters.xray_unavailable,
+            _sampling_poller: exporters.sampling_poller,
             signals,
         };
         telemetry.warn_if_degraded();
@@ -331,6 +303,65 @@ impl Drop for Telemetry {
     }
 }
 
+/// The exporters [`Telemetry::new`] sets up, and what X-Ray's needs besides.
+#[derive(Default)]
+struct Exporters {
+    processors: Vec<export::BoundedProcessor>,
+    otlp: Option<Arc<export::Lane>>,
+    xray: Option<Arc<export::Lane>>,
+    xray_sampler: Option<Arc<sampling::XraySampler>>,
+    sampling_poller: Option<sampling::Poller>,
+    /// Why X-Ray export is off although configured.
+    xray_unavailable: Option<String>,
+}
+
+impl Exporters {
+    fn add_otlp(&mut self, config: &OtlpConfig, queue: usize) -> Result<(), TelemetryError> {
+        let exporter = opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .with_protocol(Protocol::HttpBinary)
+            .with_endpoint(config.traces_endpoint.as_str())
+            .with_headers(config.headers.iter().cloned().collect())
+            .build()?;
+        let processor = export::BoundedProcessor::new("OTLP", exporter, queue, sampling::otlp_sampled);
+        self.otlp = Some(processor.lane());
+        self.processors.push(processor);
+        Ok(())
+    }
+
+    fn add_xray(&mut self, config: &XrayConfig, queue: usize) -> Result<(), TelemetryError> {
+        let exporter = match xray::XraySegments::new(config) {
+            Ok(exporter) => exporter,
+            // The daemon's host not resolving (yet) must not stop the service.
+            Err(error) => {
+                self.xray_unavailable = Some(format!("{}: {error}", config.daemon_udp_address));
+                return Ok(());
+            }
+        };
+        let processor = export::BoundedProcessor::new("X-Ray", exporter, queue, sampling::xray_sampled);
+        self.xray = Some(processor.lane());
+        self.processors.push(processor);
+        let (sampler, poller) = sampling::xray_sampler(config).map_err(TelemetryError::Sampling)?;
+        (self.xray_sampler, self.sampling_poller) = (Some(sampler), poller);
+        Ok(())
+    }
+}
+
+/// The provider: X-Ray compatible ids, the service name, `sampler`, and the exporters (if any) behind one fan-out.
+fn tracer_provider(
+    service_name: &str,
+    processors: Vec<export::BoundedProcessor>,
+    sampler: sampling::TraceSampler,
+) -> SdkTracerProvider {
+    let resource = Resource::builder().with_service_name(service_name.to_owned()).build();
+    let mut builder =
+        SdkTracerProvider::builder().with_id_generator(XrayIdGenerator::default()).with_resource(resource);
+    if !processors.is_empty() {
+        builder = builder.with_span_processor(export::Fanout::new(processors));
+    }
+    builder.with_sampler(sampler).build()
+}
+
 /// Spans worth a trace: `info` and above, not the telemetry pipeline's own (an export must not trace itself), and
 /// not sqlx's query events (they become spans of their own).
 fn traced_spans() -> FilterFn<impl Fn(&tracing::Metadata<'_>) -> bool> {
@@ -369,7 +400,7 @@ pub fn init_with(config: &TelemetryConfig) -> Result<Telemetry, TelemetryError> 
     tracing::info!(
         service = %config.service_name,
         otlp = ?config.otlp.as_ref().map(|otlp| otlp.traces_endpoint.as_str()),
-        xray = ?config.xray.as_ref().map(|xray| xray.daemon_address.as_str()),
+        xray = ?config.xray.as_ref().map(|xray| xray.daemon_udp_address.as_str()),
         rollbar = config.rollbar.is_some(),
         cloudwatch_logs = ?telemetry.cloudwatch_stream(),
         metrics = ?config.metrics.as_ref().map(|metrics| metrics.endpoint.as_str()),

@@ -15,7 +15,7 @@ use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::{EnvFilter, Layer};
 
 use crate::TelemetryError;
-use crate::config::{LogConfig, LogFormat};
+use crate::config::{ConfigError, LogConfig, LogFormat};
 use crate::context::DispatchSlot;
 
 /// A log layer boxed so that each format fits one type.
@@ -36,7 +36,7 @@ where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
     let filter = EnvFilter::try_new(&config.filter)
-        .map_err(|error| TelemetryError::Config { variable: "RUST_LOG", reason: error.to_string() })?;
+        .map_err(|error| ConfigError { variable: "RUST_LOG", reason: error.to_string() })?;
     let fmt = tracing_subscriber::fmt::layer().with_writer(writer).with_ansi(ansi);
     let dispatch = DispatchSlot::default();
     let layer: BoxedLayer<S> = match config.format {

@@ -21,7 +21,7 @@ use opentelemetry_aws::trace::{MissingSampledBehavior, XrayPropagator};
 use opentelemetry_http::{HeaderExtractor, HeaderInjector};
 use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
 
-use crate::sampling::{OTLP_DECISION_KEY, OTLP_UNDECIDED, XRAY_DECISION_KEY, xray_sampled};
+use crate::sampling::{OtlpDecision, TraceDecisions, XrayDecision, xray_sampled};
 
 /// The X-Ray trace header, lowercase as HTTP/2 sends it.
 pub const XRAY_HEADER: &str = "x-amzn-trace-id";
@@ -70,14 +70,13 @@ impl TextMapPropagator for XrayDecisions {
         let span = cx.span();
         let span_context = span.span_context();
         let trace_state = span_context.trace_state();
-        let ours = [XRAY_DECISION_KEY, OTLP_DECISION_KEY];
-        if ours.iter().all(|key| trace_state.get(key).is_none()) {
+        if !TraceDecisions::present_in(trace_state) {
             return self.inner.inject_context(cx, injector);
         }
         let flags = if xray_sampled(span_context) { TraceFlags::SAMPLED } else { TraceFlags::default() };
         // The inner propagator writes trace state entries into the header as fields: X-Ray's decision is `Sampled=`,
         // OTLP's is none of X-Ray's business.
-        let trace_state = ours.iter().fold(trace_state.clone(), |state, key| state.delete(*key).unwrap_or(state));
+        let trace_state = TraceDecisions::remove(trace_state);
         let as_xray_sees_it = SpanContext::new(
             span_context.trace_id(),
             span_context.span_id(),
@@ -98,12 +97,13 @@ impl TextMapPropagator for XrayDecisions {
         }
         // The header speaks for X-Ray only: `Sampled=` is X-Ray's decision, and OTLP makes its own (`otlp=?`), so a
         // load balancer's header neither forces nor stops OTLP's sampling.
-        let mut trace_state = caller.trace_state().insert(OTLP_DECISION_KEY, OTLP_UNDECIDED).unwrap_or_default();
         let flags = caller.trace_flags();
-        let sampled = if flags.is_sampled() { Some("1") } else { (flags.to_u8() & DEFERRED == 0).then_some("0") };
-        if let Some(decision) = sampled {
-            trace_state = trace_state.insert(XRAY_DECISION_KEY, decision).unwrap_or(trace_state);
-        }
+        let xray = match (flags.is_sampled(), flags.to_u8() & DEFERRED != 0) {
+            (true, _) => XrayDecision::Sampled,
+            (false, true) => XrayDecision::Undecided,
+            (false, false) => XrayDecision::NotSampled,
+        };
+        let trace_state = TraceDecisions { xray, otlp: OtlpDecision::Undecided }.write(caller.trace_state());
         let caller = SpanContext::new(caller.trace_id(), caller.span_id(), TraceFlags::SAMPLED, true, trace_state);
         cx.with_remote_span_context(caller)
     }
@@ -140,6 +140,7 @@ mod tests {
     use opentelemetry::trace::{SpanId, TraceFlags, TraceId, TraceState};
 
     use super::*;
+    use crate::sampling::{OTLP_DECISION_KEY, XRAY_DECISION_KEY};
 
     const TRACE: &str = "5759e988bd862e3fe1be46a994272793";
 
@@ -208,7 +209,7 @@ mod tests {
             remote(&[(XRAY_HEADER, "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=0")]);
         assert!(declined.is_sampled(), "recorded, unless OTLP declines it here");
         assert_eq!(declined.trace_state().get(XRAY_DECISION_KEY), Some("0"));
-        assert_eq!(declined.trace_state().get(OTLP_DECISION_KEY), Some(OTLP_UNDECIDED), "OTLP decides here");
+        assert_eq!(declined.trace_state().get(OTLP_DECISION_KEY), Some("?"), "OTLP decides here");
         let taken =
             remote(&[(XRAY_HEADER, "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1")]);
         assert_eq!(taken.trace_state().get(XRAY_DECISION_KEY), Some("1"));
@@ -216,7 +217,7 @@ mod tests {
         assert_eq!(undecided.trace_state().get(XRAY_DECISION_KEY), None, "this service decides");
         let balancer = remote(&[(XRAY_HEADER, "Root=1-5759e988-bd862e3fe1be46a994272793")]);
         assert_eq!(balancer.trace_id().to_string(), TRACE, "a load balancer's trace is continued");
-        assert_eq!(balancer.trace_state().get(OTLP_DECISION_KEY), Some(OTLP_UNDECIDED));
+        assert_eq!(balancer.trace_state().get(OTLP_DECISION_KEY), Some("?"));
 
         // Spans of this service: one only X-Ray takes, then one only OTLP takes.
         let span = |trace_state: &str| {

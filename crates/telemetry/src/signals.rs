@@ -64,10 +64,8 @@ pub struct SignalStats {
 }
 
 impl Signals {
-    pub(crate) fn start(
-        config: &TelemetryConfig,
-        resource: opentelemetry_sdk::Resource,
-    ) -> Result<Self, TelemetryError> {
+    pub(crate) fn start(config: &TelemetryConfig) -> Result<Self, TelemetryError> {
+        let resource = opentelemetry_sdk::Resource::builder().with_service_name(config.service_name.clone()).build();
         let rollbar = match &config.rollbar {
             Some(rollbar) => Rollbar::start(rollbar, &config.service_name).map_err(TelemetryError::Rollbar)?,
             None => Rollbar::disabled(),

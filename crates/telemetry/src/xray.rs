@@ -13,8 +13,9 @@
 //!   costs a system call and a wake-up of the daemon, most of X-Ray's export cost when sent one per span;
 //! - segment naming: `AWS_XRAY_TRACING_NAME` (or the service name), or the request's host when it matches the
 //!   `AWS_XRAY_URL` pattern, as the SDKs' dynamic naming does;
-//! - a 4xx response marks the segment `error` (429 also `throttle`), as the SDKs do; OpenTelemetry leaves the status
-//!   of a server span unset for 4xx, and the translator only flags spans in error;
+//! - a 4xx response marks the segment `error` (429 also `throttle`), as the SDKs do (`xray_protocol::segment`'s
+//!   conventions); OpenTelemetry leaves the status of a server span unset for 4xx, and the translator only flags
+//!   spans in error;
 //! - a database span is named `database@host`, as the SDKs name SQL subsegments;
 //! - the attributes `tracing` adds for its own bookkeeping (code location, thread, target) stay out of the
 //!   documents; the application's attributes go to `metadata`;
@@ -33,9 +34,10 @@ use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 use opentelemetry_semantic_conventions::attribute::{
     DB_NAMESPACE, DB_SYSTEM_NAME, HTTP_RESPONSE_STATUS_CODE, SERVER_ADDRESS, SERVICE_NAME,
 };
-use wildmatch::WildMatch;
+use xray_protocol::segment::{Outcome, sql_subsegment_name};
 
 use crate::config::XrayConfig;
+use crate::naming::SegmentNaming;
 
 /// Read by the translator to name a subsegment (before the span name).
 const DB_SERVICE: &str = "db.service";
@@ -64,15 +66,37 @@ pub(crate) struct XraySegments {
 
 impl XraySegments {
     pub(crate) fn new(config: &XrayConfig) -> io::Result<Self> {
-        let address = config.daemon_address.to_socket_addrs()?.next().ok_or_else(|| {
-            io::Error::new(io::ErrorKind::NotFound, format!("{} resolves to no address", config.daemon_address))
+        let address = config.daemon_udp_address.to_socket_addrs()?.next().ok_or_else(|| {
+            io::Error::new(io::ErrorKind::NotFound, format!("{} resolves to no address", config.daemon_udp_address))
         })?;
         Ok(Self {
             nested: translator().always_nest_subsegments(),
             flat: translator(),
             daemon: Daemon::new(address)?,
-            naming: SegmentNaming::new(config),
+            naming: SegmentNaming::new(&config.segment_name, config.dynamic_naming.as_deref()),
         })
+    }
+
+    /// The SDKs' touches on the X-Ray copy of a span (see the module doc).
+    fn prepare(&self, span: &mut SpanData) {
+        span.attributes.retain(|attribute| !is_bookkeeping(attribute.key.as_str()));
+        match span.span_kind {
+            SpanKind::Server => {
+                let name = self.naming.segment_name(string(span, SERVER_ADDRESS)).to_owned();
+                // A span attribute overrides the resource's service.name, which the translator names segments by.
+                span.attributes.push(KeyValue::new(SERVICE_NAME, name));
+                let failed = matches!(span.status, Status::Error { .. });
+                if !failed && Outcome::of(integer(span, HTTP_RESPONSE_STATUS_CODE), failed).error {
+                    span.status = Status::error("");
+                }
+            }
+            SpanKind::Client if string(span, DB_SYSTEM_NAME).is_some() => {
+                if let (Some(database), Some(host)) = (string(span, DB_NAMESPACE), string(span, SERVER_ADDRESS)) {
+                    span.attributes.push(KeyValue::new(DB_SERVICE, sql_subsegment_name(database, host)));
+                }
+            }
+            _ => {}
+        }
     }
 
     /// Translates and sends the spans of one trace (sorted together in the batch); the first error, if any.
@@ -114,11 +138,11 @@ fn translator() -> SegmentTranslator {
 impl SpanExporter for XraySegments {
     async fn export(&self, mut batch: Vec<SpanData>) -> OTelSdkResult {
         for span in &mut batch {
-            self.naming.prepare(span);
+            self.prepare(span);
         }
         // The spans of a trace side by side (stable: each keeps its order), so each trace is translated at once.
-        // The cached-key sort orders (key, index) pairs and then moves each span about once; a merge sort moved the
-        // large `SpanData` values log2(batch) times each (perf: 4.6% of this thread's samples, 1.8% now).
+        // The cached-key sort orders (key, index) pairs and then moves each span about once, where a merge sort
+        // would move the large `SpanData` values log2(batch) times each (see the README's measurements).
         batch.sort_by_cached_key(|span| u128::from_be_bytes(span.span_context.trace_id().to_bytes()));
         let mut sender = self.daemon.sender();
         let mut outcome = Ok(());
@@ -210,54 +234,6 @@ impl Drop for Sender<'_> {
     }
 }
 
-/// How segments are named: `AWS_XRAY_TRACING_NAME` (or the service name), or the request's host when it matches the
-/// `AWS_XRAY_URL` pattern (also what sampling rules match their `ServiceName` against).
-#[derive(Debug)]
-pub(crate) struct SegmentNaming {
-    fixed: String,
-    dynamic: Option<WildMatch>,
-}
-
-impl SegmentNaming {
-    pub(crate) fn new(config: &XrayConfig) -> Self {
-        Self {
-            fixed: config.segment_name.clone(),
-            dynamic: config.dynamic_naming.as_deref().map(WildMatch::new_case_insensitive),
-        }
-    }
-
-    /// The segment name for a request to `host`.
-    pub(crate) fn segment_name<'a>(&'a self, host: Option<&'a str>) -> &'a str {
-        match (host, &self.dynamic) {
-            (Some(host), Some(pattern)) if pattern.matches(host) => host,
-            _ => &self.fixed,
-        }
-    }
-
-    fn prepare(&self, span: &mut SpanData) {
-        span.attributes.retain(|attribute| !is_bookkeeping(attribute.key.as_str()));
-        match span.span_kind {
-            SpanKind::Server => {
-                let name = self.segment_name(string(span, SERVER_ADDRESS)).to_owned();
-                // A span attribute overrides the resource's service.name, which the translator names segments by.
-                span.attributes.push(KeyValue::new(SERVICE_NAME, name));
-                if matches!(integer(span, HTTP_RESPONSE_STATUS_CODE), Some(400..=499))
-                    && !matches!(span.status, Status::Error { .. })
-                {
-                    span.status = Status::error("");
-                }
-            }
-            SpanKind::Client if string(span, DB_SYSTEM_NAME).is_some() => {
-                if let (Some(database), Some(host)) = (string(span, DB_NAMESPACE), string(span, SERVER_ADDRESS)) {
-                    let name = format!("{database}@{host}");
-                    span.attributes.push(KeyValue::new(DB_SERVICE, name));
-                }
-            }
-            _ => {}
-        }
-    }
-}
-
 fn is_bookkeeping(key: &str) -> bool {
     BOOKKEEPING_KEYS.contains(&key) || BOOKKEEPING_PREFIXES.iter().any(|prefix| key.starts_with(prefix))
 }
@@ -283,24 +259,6 @@ fn integer(span: &SpanData, key: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn naming(dynamic: Option<&str>) -> SegmentNaming {
-        SegmentNaming::new(&XrayConfig {
-            daemon_address: "127.0.0.1:2000".into(),
-            segment_name: "backend-flask".into(),
-            dynamic_naming: dynamic.map(str::to_owned),
-            sampling: crate::XraySampling::Local(crate::SamplingRules::default()),
-        })
-    }
-
-    #[test]
-    fn segments_are_named_like_the_sdks_do() {
-        assert_eq!(naming(None).segment_name(Some("localhost")), "backend-flask");
-        let dynamic = naming(Some("*4567-*.gitpod.io"));
-        assert_eq!(dynamic.segment_name(Some("4567-abc.ws.GITPOD.io")), "4567-abc.ws.GITPOD.io");
-        assert_eq!(dynamic.segment_name(Some("localhost")), "backend-flask");
-        assert_eq!(dynamic.segment_name(None), "backend-flask");
-    }
 
     #[test]
     fn bookkeeping_attributes_are_recognised() {

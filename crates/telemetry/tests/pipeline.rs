@@ -18,6 +18,7 @@ use tracing::subscriber::DefaultGuard;
 use tracing_subscriber::layer::SubscriberExt;
 
 use cruddur_telemetry::Telemetry;
+use xray_protocol::SamplingTargetsRequest;
 
 struct Harness {
     base: String,
@@ -526,22 +527,22 @@ async fn the_daemons_rules_decide_and_each_rules_counts_go_back_to_it() {
     assert!(borrowed >= 1 && sampled == borrowed, "a rate-0 rule without a quota only borrows: {counts:?}");
     let client_ids: std::collections::BTreeSet<String> = api
         .reports()
-        .iter()
-        .flat_map(|report| report["SamplingStatisticsDocuments"].as_array().cloned().unwrap_or_default())
-        .map(|document| document["ClientID"].as_str().unwrap_or_default().to_owned())
+        .into_iter()
+        .flat_map(|report| report.sampling_statistics_documents)
+        .map(|document| document.client_id)
         .collect();
     assert!(client_ids.len() == 1 && client_ids.iter().all(|id| is_hex(id, 24)), "one client id: {client_ids:?}");
 }
 
 /// Per rule: requests, sampled, borrowed, summed over `reports`.
-fn reported_counts(reports: &[serde_json::Value]) -> std::collections::BTreeMap<String, [u64; 3]> {
+fn reported_counts(reports: &[SamplingTargetsRequest]) -> std::collections::BTreeMap<String, [u64; 3]> {
     let mut counts = std::collections::BTreeMap::<String, [u64; 3]>::new();
-    for document in
-        reports.iter().flat_map(|report| report["SamplingStatisticsDocuments"].as_array().into_iter().flatten())
-    {
-        let total = counts.entry(document["RuleName"].as_str().unwrap_or_default().to_owned()).or_default();
-        for (sum, field) in total.iter_mut().zip(["RequestCount", "SampledCount", "BorrowCount"]) {
-            *sum += document[field].as_u64().unwrap_or(0);
+    for document in reports.iter().flat_map(|report| &report.sampling_statistics_documents) {
+        let total = counts.entry(document.rule_name.clone()).or_default();
+        for (sum, count) in
+            total.iter_mut().zip([document.request_count, document.sampled_count, document.borrow_count])
+        {
+            *sum += count;
         }
     }
     counts

@@ -30,6 +30,8 @@ use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
+use xray_protocol::SamplingRule;
+use xray_protocol::rule::DEFAULT_RULE_NAME;
 
 /// How many groups or rule records one `GetGroups` or `GetSamplingRules` page holds.
 pub const PAGE_SIZE: usize = 2;
@@ -115,7 +117,7 @@ impl XRayControlPlane {
     /// it), holding only the `Default` rule.
     pub fn start() -> Self {
         let account = Shared::default();
-        account.lock().unwrap().rules.insert("Default".into(), StoredRule::new(default_rule()));
+        account.lock().unwrap().rules.insert(DEFAULT_RULE_NAME.into(), StoredRule::new(default_rule()));
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binding the X-Ray control plane");
         let address = listener.local_addr().expect("its address");
         listener.set_nonblocking(true).expect("a non-blocking listener");
@@ -200,11 +202,7 @@ impl Drop for XRayControlPlane {
 
 /// X-Ray's implicit rule, present in every account.
 fn default_rule() -> Value {
-    json!({
-        "RuleName": "Default", "RuleARN": rule_arn("Default"), "ResourceARN": "*", "Priority": 10000,
-        "FixedRate": 0.05, "ReservoirSize": 1, "ServiceName": "*", "ServiceType": "*", "Host": "*",
-        "HTTPMethod": "*", "URLPath": "*", "Version": 1, "Attributes": {}
-    })
+    json!(SamplingRule { rule_arn: Some(rule_arn(DEFAULT_RULE_NAME)), ..SamplingRule::default_rule() })
 }
 
 fn rule_arn(name: &str) -> String {
@@ -342,7 +340,7 @@ fn create_rule(account: &mut Account, request: &Value) -> Result<Value, AwsError
     if account.rules.contains_key(&name) {
         return Err(AwsError::invalid(format!("Sampling rule {name} already exists")));
     }
-    if account.rules.keys().filter(|existing| *existing != "Default").count() >= RULE_LIMIT {
+    if account.rules.keys().filter(|existing| *existing != DEFAULT_RULE_NAME).count() >= RULE_LIMIT {
         return Err(AwsError {
             status: StatusCode::BAD_REQUEST,
             kind: "RuleLimitExceededException",
@@ -377,7 +375,7 @@ fn update_rule(account: &mut Account, request: &Value) -> Result<Value, AwsError
 
 fn delete_rule(account: &mut Account, request: &Value) -> Result<Value, AwsError> {
     let name = name_or_arn(request, "RuleName", "RuleARN")?;
-    if name == "Default" {
+    if name == DEFAULT_RULE_NAME {
         return Err(AwsError::invalid("The Default sampling rule cannot be deleted".into()));
     }
     let stored =

@@ -27,6 +27,10 @@ use hyper_util::service::TowerToHyperService;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use xray_protocol::{
+    GetSamplingRulesResponse, SamplingRule, SamplingRuleRecord, SamplingTargetDocument, SamplingTargetsRequest,
+    SamplingTargetsResponse,
+};
 
 pub use crate::otlp::WAIT;
 use crate::otlp::wait_until;
@@ -375,34 +379,32 @@ fn assume_role() -> (StatusCode, Response) {
 
 /// The rule every account starts with: one request per second, then 5%.
 fn sampling_rules() -> Value {
-    json!({
-        "SamplingRuleRecords": [{
-            "SamplingRule": {
-                "RuleName": "Default", "RuleARN": "arn:aws:xray:us-east-1:123456789012:sampling-rule/Default",
-                "ResourceARN": "*", "Priority": 10000, "FixedRate": 0.05, "ReservoirSize": 1, "ServiceName": "*",
-                "ServiceType": "*", "Host": "*", "HTTPMethod": "*", "URLPath": "*", "Version": 1, "Attributes": {}
-            },
-            "CreatedAt": 0.0, "ModifiedAt": 1_700_000_000.0
-        }]
-    })
+    let default = SamplingRule {
+        rule_arn: Some("arn:aws:xray:us-east-1:123456789012:sampling-rule/Default".into()),
+        ..SamplingRule::default_rule()
+    };
+    let record =
+        SamplingRuleRecord { sampling_rule: default, created_at: Some(0.0), modified_at: Some(1_700_000_000.0) };
+    json!(GetSamplingRulesResponse { sampling_rule_records: vec![record], next_token: None })
 }
 
 /// A target for every statistics document sent: keep the default rate, a quota of one per second.
 fn sampling_targets(request: &Value) -> Value {
-    let targets: Vec<Value> = request
-        .get("SamplingStatisticsDocuments")
-        .and_then(Value::as_array)
-        .map(|documents| {
-            documents
-                .iter()
-                .map(|document| {
-                    json!({
-                        "RuleName": document.get("RuleName"), "FixedRate": 0.05, "ReservoirQuota": 1,
-                        "ReservoirQuotaTTL": 1_900_000_000.0, "Interval": 10
-                    })
-                })
-                .collect()
+    let request: SamplingTargetsRequest = serde_json::from_value(request.clone()).unwrap_or_default();
+    let targets = request
+        .sampling_statistics_documents
+        .into_iter()
+        .map(|document| SamplingTargetDocument {
+            rule_name: document.rule_name,
+            fixed_rate: 0.05,
+            reservoir_quota: Some(1),
+            reservoir_quota_ttl: Some(1_900_000_000.0),
+            interval: Some(10),
         })
-        .unwrap_or_default();
-    json!({ "SamplingTargetDocuments": targets, "LastRuleModification": 1_700_000_000.0, "UnprocessedStatistics": [] })
+        .collect();
+    json!(SamplingTargetsResponse {
+        sampling_target_documents: targets,
+        last_rule_modification: Some(1_700_000_000.0),
+        unprocessed_statistics: Vec::new(),
+    })
 }

@@ -25,6 +25,7 @@ use http::{HeaderMap, StatusCode, header};
 use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
 use prost::Message;
 use serde_json::{Map, Value, json};
+use xray_protocol::SamplingTargetsRequest;
 
 use crate::filter::{Filter, FilterError};
 use crate::segment::Annotation;
@@ -329,7 +330,8 @@ async fn sampling_rules(State(console): State<Console>) -> Response {
 }
 
 async fn sampling_targets(State(console): State<Console>, body: Bytes) -> Result<Response, ApiError> {
-    let input = Value::Object(input(&body)?);
+    let input: SamplingTargetsRequest = serde_json::from_value(Value::Object(input(&body)?))
+        .map_err(|error| ApiError::InvalidRequest(format!("SamplingTargets: {error}")))?;
     Ok(axum::Json(console.lock_sampler().targets_answer(&input, now())).into_response())
 }
 
@@ -350,7 +352,7 @@ async fn otlp(State(console): State<Console>, headers: HeaderMap, body: Bytes) -
         ),
         _ => return Err(ApiError::UnsupportedMediaType(content_type.to_owned())),
     };
-    for document in crate::otlp::documents(&request) {
+    for document in xray_protocol::otlp::segment_documents(&request) {
         console.offer(document, Source::Otlp);
     }
     let response = ExportTraceServiceResponse::default();

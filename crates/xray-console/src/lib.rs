@@ -4,7 +4,7 @@
 //!   first), optionally journaled to a file so a restart keeps them;
 //! - the X-Ray read API on it, on AWS's paths and JSON (`GetTraceSummaries` with a subset of the [`Filter`]
 //!   language, `BatchGetTraces`, `GetServiceGraph`), so the AWS CLI and SDKs work against `http://localhost:2000`;
-//! - `GetSamplingRules`/`SamplingTargets` answered from the rule file with X-Ray's reservoir and fixed-rate
+//! - `GetSamplingRules`/`SamplingTargets` answered from the configured rules with X-Ray's reservoir and fixed-rate
 //!   arithmetic ([`Sampler`]);
 //! - OTLP/HTTP spans (`POST /v1/traces`) stored as segments, so the browser's spans join their trace;
 //! - a page at `/` that lists recent traces, shows one as a waterfall, and draws the service map.
@@ -15,7 +15,6 @@
 pub mod api;
 pub mod filter;
 pub mod graph;
-pub mod otlp;
 pub mod sampling;
 pub mod segment;
 pub mod store;
@@ -30,9 +29,9 @@ use axum::Router;
 
 pub use api::ApiError;
 pub use filter::{Filter, FilterError};
-pub use infra::SamplingRuleSpec;
 pub use sampling::Sampler;
 pub use store::{Limits, Source, Store, StoreStats};
+pub use xray_protocol::SamplingRule;
 
 /// Documents waiting for the console's thread, at most.
 const QUEUE_DOCUMENTS: usize = 8192;
@@ -48,8 +47,6 @@ pub enum ConsoleError {
         #[source]
         source: std::io::Error,
     },
-    #[error("sampling rules: {0}")]
-    Rules(#[from] infra::InfraError),
     #[error("starting the console thread: {0}")]
     Thread(#[source] std::io::Error),
 }
@@ -60,19 +57,20 @@ pub struct ConsoleConfig {
     pub limits: Limits,
     /// The journal that keeps traces across restarts.
     pub file: Option<PathBuf>,
-    /// The sampling rules (X-Ray's `Default` is added).
-    pub rules: Vec<SamplingRuleSpec>,
+    /// The sampling rules, as the daemon's configuration reads them from the rule file (X-Ray's `Default` is
+    /// added unless one is named so).
+    pub rules: Vec<SamplingRule>,
     /// Whether the console answers the sampling API (when the daemon does not forward to X-Ray).
     pub serve_sampling: bool,
 }
 
 impl ConsoleConfig {
-    /// 1000 traces or 64 MB, no file, the committed rule file, sampling answered.
+    /// 1000 traces or 64 MB, no file, X-Ray's `Default` rule only, sampling answered.
     pub fn new() -> Self {
         Self {
             limits: Limits { max_traces: 1000, max_bytes: 64 * 1024 * 1024 },
             file: None,
-            rules: vec![default_rules()],
+            rules: Vec::new(),
             serve_sampling: true,
         }
     }
@@ -84,10 +82,9 @@ impl Default for ConsoleConfig {
     }
 }
 
-/// The rule of the committed `infra/aws/json/xray.json`.
-pub fn default_rules() -> SamplingRuleSpec {
-    infra::rule_file::parse(sampling::DEFAULT_RULE_FILE, "infra/aws/json/xray.json")
-        .expect("the committed rule file is valid (infra's tests check it)")
+/// What the console answers when no rule file is configured or found: X-Ray's `Default` rule, as in a new account.
+pub fn default_rules() -> SamplingRule {
+    SamplingRule::default_rule()
 }
 
 /// The console: cheap to clone; its thread stops when the last clone is dropped.

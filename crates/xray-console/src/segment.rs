@@ -172,11 +172,6 @@ fn text(object: &Map<String, Value>, key: &str) -> Option<String> {
     object.get(key).and_then(Value::as_str).filter(|text| !text.is_empty()).map(str::to_owned)
 }
 
-/// `1-5759e988-bd862e3fe1be46a994272793` from the 32 hex digits of an OpenTelemetry trace id.
-pub fn xray_trace_id(hex: &str) -> String {
-    if hex.len() == 32 { format!("1-{}-{}", &hex[..8], &hex[8..]) } else { hex.to_owned() }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -27,8 +27,12 @@ pub(crate) fn no_account() -> SdkConfig {
     SdkConfig::builder().behavior_version(BehaviorVersion::latest()).region(Region::new(REGION)).build()
 }
 
+/// The console, answering sampling from the committed rule file (read here, where it is configured).
 pub(crate) fn console(config: &mut Config) {
-    config.console = Some(xray_console::ConsoleConfig::new());
+    let rule_file = infra::rule_file::locate(std::path::Path::new(env!("CARGO_MANIFEST_DIR"))).expect("the rule file");
+    let mut console = xray_console::ConsoleConfig::new();
+    console.rules = vec![infra::rule_file::load(&rule_file).expect("the committed rule file is valid")];
+    config.console = Some(console);
 }
 
 /// The AWS SDK's own X-Ray client, pointed at the daemon's TCP port.
@@ -407,7 +411,7 @@ async fn the_telemetry_crate_samples_by_the_rules_the_console_answers() {
     // One rule for the backend: every trace (X-Ray's default rule, until the rules arrive, takes 1 a second + 5%).
     let daemon = Daemon::start_with(None, no_account(), |config| {
         console(config);
-        let mut everything = xray_console::sampling::default_rule();
+        let mut everything = xray_protocol::SamplingRule::default_rule();
         (everything.rule_name, everything.priority, everything.fixed_rate) = ("Everything".into(), 1, 1.0);
         everything.service_name = "cruddur-backend".into();
         config.console.as_mut().expect("the console").rules = vec![everything];

@@ -10,15 +10,19 @@
 //! One thread does the polling; it stops when [`Poller`] is dropped. The daemon being unreachable changes nothing
 //! for requests: it is logged at `warn` once, and again once it answers.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator};
 use serde::{Deserialize, Serialize};
+use xray_protocol::{
+    GetSamplingRulesRequest, GetSamplingRulesResponse, Reservoir, SamplingRule, SamplingStatisticsDocument,
+    SamplingTargetsRequest, SamplingTargetsResponse,
+};
 
-use super::{AppliedRule, Patterns, Reservoir, RuleSet, SamplingRules, XraySampler};
+use super::local::xrays_default;
+use super::rules::{AppliedRule, RuleSet, XraySampler};
 
 /// How often the rules are fetched (X-Ray SDKs: 5 minutes).
 const RULES_INTERVAL: Duration = Duration::from_secs(300);
@@ -38,10 +42,10 @@ pub(crate) struct Poller {
 }
 
 impl Poller {
-    /// Starts polling `http://{daemon_address}` for `sampler`'s rules.
-    pub(crate) fn start(daemon_address: &str, sampler: Arc<XraySampler>) -> std::io::Result<Self> {
+    /// Starts polling `http://{daemon_tcp_address}` for `sampler`'s rules.
+    pub(crate) fn start(daemon_tcp_address: &str, sampler: Arc<XraySampler>) -> std::io::Result<Self> {
         let (stop, stopped) = mpsc::channel();
-        let api = SamplingApi { base: format!("http://{daemon_address}"), client_id: client_id() };
+        let api = SamplingApi { base: format!("http://{daemon_tcp_address}"), client_id: client_id() };
         std::thread::Builder::new().name("xray-sampling".into()).spawn(move || api.poll(&sampler, &stopped))?;
         Ok(Self { _stop: stop })
     }
@@ -127,7 +131,7 @@ impl SamplingApi {
                 state.failing = true;
                 if state.fetched.is_some_and(|(at, _)| at.elapsed() > RULES_EXPIRE) {
                     state.fetched = None;
-                    sampler.replace_rules(RuleSet::local(&SamplingRules::default()));
+                    sampler.replace_rules(xrays_default());
                 }
                 // A daemon that starts after this service is found within seconds, not at the next interval.
                 if state.fetched.is_none() {
@@ -138,11 +142,12 @@ impl SamplingApi {
     }
 
     /// Every page of `GetSamplingRules`.
-    fn fetch_rules(&self, client: &reqwest::blocking::Client) -> Result<Vec<ApiRule>, CallError> {
+    fn fetch_rules(&self, client: &reqwest::blocking::Client) -> Result<Vec<SamplingRule>, CallError> {
         let mut rules = Vec::new();
         let mut next_token = None;
         loop {
-            let page: RulesPage = self.call(client, "GetSamplingRules", &RulesRequest { next_token })?;
+            let page: GetSamplingRulesResponse =
+                self.call(client, "GetSamplingRules", &GetSamplingRulesRequest { next_token })?;
             rules.extend(page.sampling_rule_records.into_iter().map(|record| record.sampling_rule));
             next_token = page.next_token.filter(|token| !token.is_empty());
             if next_token.is_none() {
@@ -164,26 +169,26 @@ impl SamplingApi {
         let timestamp = epoch_seconds();
         // Only rules that saw requests, as the SDKs report: X-Ray shares a rule's reservoir among the clients that
         // report it, so an idle client must not take a share.
-        let documents: Vec<StatisticsDocument<'_>> = rules
+        let documents: Vec<SamplingStatisticsDocument> = rules
             .rules
             .iter()
             .filter_map(|rule| {
-                let (request_count, sampled_count, borrow_count) = rule.statistics.take();
-                (request_count > 0).then_some(StatisticsDocument {
-                    rule_name: &rule.name,
-                    client_id: &self.client_id,
+                let counts = rule.statistics.take();
+                (counts.requests > 0).then(|| SamplingStatisticsDocument {
+                    rule_name: rule.name.clone(),
+                    client_id: self.client_id.clone(),
                     timestamp,
-                    request_count,
-                    sampled_count,
-                    borrow_count,
+                    request_count: counts.requests,
+                    sampled_count: counts.sampled,
+                    borrow_count: counts.borrowed,
                 })
             })
             .collect();
         if documents.is_empty() {
             return None;
         }
-        let request = TargetsRequest { sampling_statistics_documents: documents };
-        let answer: TargetsAnswer = match self.call(client, "SamplingTargets", &request) {
+        let request = SamplingTargetsRequest { sampling_statistics_documents: documents };
+        let answer: SamplingTargetsResponse = match self.call(client, "SamplingTargets", &request) {
             Ok(answer) => answer,
             Err(error) => {
                 tracing::debug!(%error, "reporting X-Ray sampling statistics");
@@ -237,114 +242,17 @@ fn epoch_seconds() -> f64 {
 
 /// The rules this process applies, by priority then name, each borrowing until X-Ray assigns it a quota; the
 /// default rule last if X-Ray did not send one.
-fn centralized_rules(mut rules: Vec<ApiRule>) -> RuleSet {
-    rules.retain(ApiRule::applies_here);
-    rules.sort_by(|a, b| a.priority.cmp(&b.priority).then_with(|| a.rule_name.cmp(&b.rule_name)));
+fn centralized_rules(mut rules: Vec<SamplingRule>) -> RuleSet {
+    rules.retain(SamplingRule::applies_to_http_services);
+    rules.sort_by(SamplingRule::evaluation_order);
     let mut applied: Vec<AppliedRule> = rules
         .iter()
-        .map(|rule| {
-            let patterns = Patterns {
-                service: &rule.service_name,
-                host: &rule.host,
-                method: &rule.http_method,
-                path: &rule.url_path,
-            };
-            AppliedRule::new(rule.rule_name.clone(), patterns, Reservoir::borrowing(rule.fixed_rate))
-        })
+        .map(|rule| AppliedRule::new(rule.rule_name.clone(), rule.patterns(), Reservoir::borrowing(rule.fixed_rate)))
         .collect();
-    let matches_all =
-        |rule: &ApiRule| [&rule.service_name, &rule.host, &rule.http_method, &rule.url_path].iter().all(|p| *p == "*");
-    if !rules.last().is_some_and(matches_all) {
-        applied.extend(RuleSet::local(&SamplingRules::default()).rules);
+    if !rules.last().is_some_and(SamplingRule::matches_everything) {
+        applied.extend(xrays_default().rules);
     }
     RuleSet { rules: applied }
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "PascalCase")]
-struct RulesRequest {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    next_token: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct RulesPage {
-    #[serde(default)]
-    sampling_rule_records: Vec<RuleRecord>,
-    next_token: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct RuleRecord {
-    sampling_rule: ApiRule,
-}
-
-/// A `SamplingRule` as X-Ray sends it.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct ApiRule {
-    rule_name: String,
-    #[serde(rename = "ResourceARN")]
-    resource_arn: String,
-    priority: i32,
-    fixed_rate: f64,
-    service_name: String,
-    service_type: String,
-    host: String,
-    #[serde(rename = "HTTPMethod")]
-    http_method: String,
-    #[serde(rename = "URLPath")]
-    url_path: String,
-    version: i32,
-    #[serde(default)]
-    attributes: BTreeMap<String, String>,
-}
-
-impl ApiRule {
-    /// Whether this process can apply it: rules for another service type (this one reports none), a specific
-    /// resource, or span attributes are the other SDKs' business.
-    fn applies_here(&self) -> bool {
-        self.version == 1 && self.resource_arn == "*" && self.service_type == "*" && self.attributes.is_empty()
-    }
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "PascalCase")]
-struct TargetsRequest<'a> {
-    sampling_statistics_documents: Vec<StatisticsDocument<'a>>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "PascalCase")]
-struct StatisticsDocument<'a> {
-    rule_name: &'a str,
-    #[serde(rename = "ClientID")]
-    client_id: &'a str,
-    timestamp: f64,
-    request_count: u64,
-    sampled_count: u64,
-    borrow_count: u64,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct TargetsAnswer {
-    #[serde(default)]
-    sampling_target_documents: Vec<TargetDocument>,
-    last_rule_modification: Option<f64>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct TargetDocument {
-    rule_name: String,
-    fixed_rate: f64,
-    reservoir_quota: Option<u32>,
-    #[serde(rename = "ReservoirQuotaTTL")]
-    reservoir_quota_ttl: Option<f64>,
-    interval: Option<u64>,
 }
 
 #[cfg(test)]
@@ -353,9 +261,9 @@ mod tests {
     use opentelemetry_semantic_conventions::attribute::{SERVER_ADDRESS, URL_PATH};
 
     use super::*;
-    use crate::sampling::tests::sampler;
+    use crate::naming::SegmentNaming;
 
-    fn rule(json: serde_json::Value) -> ApiRule {
+    fn rule(json: serde_json::Value) -> SamplingRule {
         let mut rule = serde_json::json!({
             "RuleName": "r", "ResourceARN": "*", "Priority": 100, "FixedRate": 0.0, "ReservoirSize": 1,
             "ServiceName": "*", "ServiceType": "*", "Host": "*", "HTTPMethod": "*", "URLPath": "*", "Version": 1
@@ -377,15 +285,10 @@ mod tests {
         let names: Vec<&str> = rules.rules.iter().map(|rule| rule.name.as_str()).collect();
         assert_eq!(names, ["health", "backend", "Default"]);
 
-        let sampler = sampler(rules);
-        let request = |host: &'static str, path: &'static str| {
-            [KeyValue::new(SERVER_ADDRESS, host), KeyValue::new(URL_PATH, path)]
-        };
-        let rule_for = |host, path| {
-            let request = request(host, path);
-            let request = super::super::RequestAttributes::from(&request[..]);
-            let service = sampler.naming.segment_name(Some(request.host));
-            sampler.rules().matching(service, &request).name.clone()
+        let sampler = XraySampler::new(SegmentNaming::new("cruddur-backend", Some("*.gitpod.io")), rules);
+        let rule_for = |host: &str, path: &str| {
+            sampler
+                .rule_for(&[KeyValue::new(SERVER_ADDRESS, host.to_owned()), KeyValue::new(URL_PATH, path.to_owned())])
         };
         assert_eq!(rule_for("localhost", "/api/health"), "health");
         assert_eq!(rule_for("localhost", "/api/activities/home"), "backend");

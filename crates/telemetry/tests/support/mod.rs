@@ -18,6 +18,10 @@ use test_support::udp_sink::UdpSink;
 use tokio::sync::oneshot;
 use tracing::Instrument;
 use tracing::field::Empty;
+use xray_protocol::{
+    GetSamplingRulesResponse, SamplingRule, SamplingRuleRecord, SamplingTargetDocument, SamplingTargetsRequest,
+    SamplingTargetsResponse,
+};
 
 /// The route template the server span must report.
 pub const ACTIVITIES_ROUTE: &str = "/api/activities/{handle}";
@@ -120,69 +124,71 @@ pub fn is_hex(text: &str, length: usize) -> bool {
 /// rules, and keeps each `SamplingTargets` request (answering each rule with its own rate and no quota).
 pub struct SamplingApi {
     pub address: SocketAddr,
-    reports: std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+    reports: std::sync::Arc<std::sync::Mutex<Vec<SamplingTargetsRequest>>>,
     _stop: oneshot::Sender<()>,
 }
 
 impl SamplingApi {
-    /// `rules`: `SamplingRule` objects as X-Ray sends them.
-    pub async fn start(rules: Vec<serde_json::Value>) -> Self {
+    pub async fn start(rules: Vec<SamplingRule>) -> Self {
         Self::start_on(tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binding"), rules).await
     }
 
     /// [`SamplingApi::start`] on a listener of the caller's (a port chosen before the API is there).
-    pub async fn start_on(listener: tokio::net::TcpListener, rules: Vec<serde_json::Value>) -> Self {
+    pub async fn start_on(listener: tokio::net::TcpListener, rules: Vec<SamplingRule>) -> Self {
         use axum::Json;
         use axum::routing::post;
-        use serde_json::{Value, json};
 
         let reports = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let records: Vec<Value> = rules.iter().map(|rule| json!({ "SamplingRule": rule })).collect();
+        let records: Vec<SamplingRuleRecord> = rules
+            .iter()
+            .map(|rule| SamplingRuleRecord { sampling_rule: rule.clone(), created_at: None, modified_at: None })
+            .collect();
+        let rules_page = GetSamplingRulesResponse { sampling_rule_records: records, next_token: None };
         let kept = reports.clone();
-        let app = Router::new()
-            .route("/GetSamplingRules", post(move || async move { Json(json!({ "SamplingRuleRecords": records })) }))
-            .route(
-                "/SamplingTargets",
-                post(move |Json(request): Json<Value>| async move {
-                    let targets: Vec<Value> = request["SamplingStatisticsDocuments"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .map(|document| {
-                            let rule = rules.iter().find(|rule| rule["RuleName"] == document["RuleName"]);
-                            json!({
-                                "RuleName": document["RuleName"],
-                                "FixedRate": rule.map_or(json!(0.0), |rule| rule["FixedRate"].clone()),
-                                "Interval": 10,
-                            })
-                        })
-                        .collect();
-                    kept.lock().unwrap().push(request);
-                    Json(json!({ "SamplingTargetDocuments": targets, "LastRuleModification": 0.0 }))
-                }),
-            );
+        let app = Router::new().route("/GetSamplingRules", post(move || async move { Json(rules_page) })).route(
+            "/SamplingTargets",
+            post(move |Json(request): Json<SamplingTargetsRequest>| async move {
+                let targets = request
+                    .sampling_statistics_documents
+                    .iter()
+                    .map(|document| SamplingTargetDocument {
+                        rule_name: document.rule_name.clone(),
+                        fixed_rate: rules
+                            .iter()
+                            .find(|rule| rule.rule_name == document.rule_name)
+                            .map_or(0.0, |rule| rule.fixed_rate),
+                        reservoir_quota: None,
+                        reservoir_quota_ttl: None,
+                        interval: Some(10),
+                    })
+                    .collect();
+                kept.lock().unwrap().push(request);
+                Json(SamplingTargetsResponse {
+                    sampling_target_documents: targets,
+                    last_rule_modification: Some(0.0),
+                    unprocessed_statistics: Vec::new(),
+                })
+            }),
+        );
         let (address, stop) = serve_on(listener, app);
         Self { address, reports, _stop: stop }
     }
 
     /// Every `SamplingTargets` request so far.
-    pub fn reports(&self) -> Vec<serde_json::Value> {
+    pub fn reports(&self) -> Vec<SamplingTargetsRequest> {
         self.reports.lock().unwrap().clone()
     }
 }
 
-/// A `SamplingRule` as X-Ray sends it, for every service, host and method.
-pub fn sampling_rule(
-    name: &str,
-    priority: i64,
-    url_path: &str,
-    fixed_rate: f64,
-    reservoir_size: i64,
-) -> serde_json::Value {
-    serde_json::json!({
-        "RuleName": name, "RuleARN": format!("arn:aws:xray:us-east-1:000000000000:sampling-rule/{name}"),
-        "ResourceARN": "*", "Priority": priority, "FixedRate": fixed_rate, "ReservoirSize": reservoir_size,
-        "ServiceName": "*", "ServiceType": "*", "Host": "*", "HTTPMethod": "*", "URLPath": url_path, "Version": 1,
-        "Attributes": {}
-    })
+/// A rule as X-Ray sends it, for every service, host and method.
+pub fn sampling_rule(name: &str, priority: i32, url_path: &str, fixed_rate: f64, reservoir_size: i32) -> SamplingRule {
+    SamplingRule {
+        rule_name: name.into(),
+        rule_arn: Some(format!("arn:aws:xray:us-east-1:000000000000:sampling-rule/{name}")),
+        priority,
+        fixed_rate,
+        reservoir_size,
+        url_path: url_path.into(),
+        ..SamplingRule::default_rule()
+    }
 }

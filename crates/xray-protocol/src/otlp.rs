@@ -1,11 +1,11 @@
-//! OpenTelemetry spans (OTLP/HTTP, protobuf or JSON) as X-Ray segment documents, so that spans that never pass
-//! through an X-Ray SDK (the browser's, relayed by the backend) join their trace in the console.
+//! OpenTelemetry spans (an OTLP export request) as X-Ray segment documents, so that spans that never pass through
+//! an X-Ray SDK (the browser's, relayed by the backend) join their trace in X-Ray and in the console.
 //!
 //! As the X-Ray SDKs and `opentelemetry-aws` translate: a server span, a consumer span or a span without a parent
 //! is a segment named after its service (`service.name`); any other span is a subsegment of its parent, named after
 //! the span (a database call `database@host`, with an `sql` block; a client call with `namespace: remote`). HTTP
-//! attributes become the `http` block; an error status on a segment is a `fault` (or, with a 4xx status, an
-//! `error`, and 429 also `throttle`); the other attributes go to `metadata.default`.
+//! attributes become the `http` block; the outcome is classified by [`Outcome`] (4xx `error`, 429 also `throttle`,
+//! 5xx or a failure without a status `fault`); the other attributes go to `metadata.default`.
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
@@ -14,10 +14,10 @@ use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
 use serde_json::{Map, Value, json};
 
-use crate::segment::xray_trace_id;
+use crate::segment::{Outcome, sql_subsegment_name, xray_trace_id};
 
 /// The segment documents of an export request, one per span (spans without valid ids are left out).
-pub fn documents(request: &ExportTraceServiceRequest) -> Vec<String> {
+pub fn segment_documents(request: &ExportTraceServiceRequest) -> Vec<String> {
     let mut documents = Vec::new();
     for resource_spans in &request.resource_spans {
         let resource = resource_spans.resource.as_ref().map(|resource| resource.attributes.as_slice()).unwrap_or(&[]);
@@ -51,7 +51,7 @@ fn document(span: &Span, service: &str) -> Option<Value> {
     } else if let (Some(_), Some(namespace), Some(host)) =
         (&database, string(attributes, &["db.namespace", "db.name"]), string(attributes, &["server.address"]))
     {
-        format!("{namespace}@{host}")
+        sql_subsegment_name(&namespace, &host)
     } else {
         span.name.clone()
     };
@@ -115,21 +115,11 @@ fn document(span: &Span, service: &str) -> Option<Value> {
     }
 
     let failed = span.status.as_ref().is_some_and(|status| status.code == StatusCode::Error as i32);
-    match status {
-        Some(429) => {
-            document.insert("error".into(), json!(true));
-            document.insert("throttle".into(), json!(true));
+    let outcome = Outcome::of(status, failed);
+    for (flag, set) in [("error", outcome.error), ("throttle", outcome.throttle), ("fault", outcome.fault)] {
+        if set {
+            document.insert(flag.into(), json!(true));
         }
-        Some(400..=499) => {
-            document.insert("error".into(), json!(true));
-        }
-        Some(500..=599) => {
-            document.insert("fault".into(), json!(true));
-        }
-        _ if failed => {
-            document.insert("fault".into(), json!(true));
-        }
-        _ => {}
     }
     let metadata: Map<String, Value> = attributes
         .iter()
@@ -186,7 +176,6 @@ mod tests {
     use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Status};
 
     use super::*;
-    use crate::segment;
 
     fn attribute(key: &str, value: any_value::Value) -> KeyValue {
         KeyValue { key: key.into(), value: Some(AnyValue { value: Some(value) }), ..Default::default() }
@@ -241,7 +230,7 @@ mod tests {
                 ..Default::default()
             }],
         };
-        let documents = documents(&request);
+        let documents = segment_documents(&request);
         let fetch: Value = serde_json::from_str(&documents[0]).unwrap();
         assert_eq!(fetch["name"], "cruddur-frontend");
         assert_eq!(fetch["trace_id"], "1-5759e988-bd862e3fe1be46a994272793");
@@ -256,7 +245,9 @@ mod tests {
         assert_eq!(query["name"], "cruddur@localhost");
         assert_eq!(query["sql"]["sanitized_query"], "SELECT * FROM activities");
         assert_eq!(query["namespace"], "remote");
-        let parsed = segment::parse(&documents[1]).unwrap();
-        assert!(parsed.nodes[0].sql && (parsed.nodes[0].duration() - 0.1).abs() < 1e-6);
+        assert_eq!(
+            (query["start_time"].as_f64(), query["end_time"].as_f64()),
+            (Some(1_500_000_000.1), Some(1_500_000_000.2))
+        );
     }
 }
