@@ -48,7 +48,7 @@ async fn a_failed_query_is_one_rollbar_item_naming_the_signed_in_user() {
     let telemetry = with_rollbar(&rollbar);
     let app = spawn_app_with(&telemetry, Router::new()).await;
     let session = app.signup("bayko").await;
-    sqlx::query("DROP TABLE activities CASCADE").execute(&app.db).await.expect("breaking the feed");
+    sqlx::query("ALTER TABLE activities RENAME COLUMN message TO body").execute(&app.db).await.expect("breaking the feed");
     let response = app.get("/api/activities/home").bearer_auth(&session.token).send().await.unwrap();
     assert_error(response, StatusCode::INTERNAL_SERVER_ERROR, &[ErrorKey::Internal]).await;
     let item = rollbar.wait_for_item("the failed query", |_| true).await;
