@@ -4,6 +4,7 @@
 use axum::Json;
 use axum::response::{IntoResponse, Response};
 use cruddur_api::{ErrorBody, ErrorKey};
+use cruddur_telemetry::exceptions::Exception;
 use http::StatusCode;
 
 #[derive(Debug, thiserror::Error)]
@@ -79,11 +80,14 @@ impl From<sqlx::Error> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status_code();
-        if status.is_server_error() {
-            // The details go to the log and the trace, never to the client.
-            tracing::error!(error = %self, "request failed");
-        }
-        (status, Json(ErrorBody::new(self.keys()))).into_response()
+        let mut response = (status, Json(ErrorBody::new(self.keys()))).into_response();
+        // The details go to the trace, the log and Rollbar (the telemetry's signals layer), never to the client.
+        match &self {
+            Self::Database(error) => response.extensions_mut().insert(Exception::from_error(error)),
+            Self::Internal(message) => response.extensions_mut().insert(Exception::new("internal", message.clone())),
+            _ => None,
+        };
+        response
     }
 }
 

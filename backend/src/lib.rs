@@ -12,12 +12,12 @@ mod extract;
 mod feeds;
 mod routes;
 pub mod seed;
+mod signals;
 
 use std::future::Future;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRef};
-use cruddur_telemetry::relay::Relay;
 use cruddur_telemetry::server::ServerLayer;
 use cruddur_telemetry::{DatabaseTarget, Telemetry, TelemetryError};
 use http::{HeaderName, HeaderValue, Method, header};
@@ -28,6 +28,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 pub use auth::Tokens;
 pub use config::{Config, ConfigError};
 pub use error::ApiError;
+pub use signals::ROLLBAR_TEST_MESSAGE;
 
 /// Largest request body the API reads; far above any valid request (a reply is at most 1024 characters).
 pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
@@ -39,16 +40,32 @@ pub struct AppState {
     pub tokens: Tokens,
 }
 
-/// The whole API, traced: one server span per request, and the browser's spans relayed by `relay` to the OTLP
-/// destination (`POST /v1/traces`). `frontend_origins` are the origins allowed by CORS (the `FRONTEND_URL`s).
-pub fn app(state: AppState, frontend_origins: Vec<HeaderValue>, relay: Relay) -> Router {
+/// The whole API, traced: one server span per request, with the access log, metrics, and failures recorded as
+/// exceptions and sent to Rollbar (`telemetry`'s signals), and the browser's spans relayed to the OTLP destination
+/// (`POST /v1/traces`). `frontend_origins` are the origins allowed by CORS (the `FRONTEND_URL`s).
+pub fn app(state: AppState, frontend_origins: Vec<HeaderValue>, telemetry: &Telemetry) -> Router {
+    app_with_routes(Router::new(), state, frontend_origins, telemetry)
+}
+
+/// [`app`] with `extra` routes served as the API's own are (tests add a handler that panics).
+pub fn app_with_routes(
+    extra: Router<AppState>,
+    state: AppState,
+    frontend_origins: Vec<HeaderValue>,
+    telemetry: &Telemetry,
+) -> Router {
+    let signals = signals::layer(telemetry, &state);
     Router::new()
         .merge(routes::router())
+        .merge(signals::router(telemetry.rollbar()))
+        .merge(extra)
         .fallback(|| async { ApiError::NotFound })
+        // Inside the server span, so that exceptions land on it and the access log carries its trace id.
+        .layer(signals)
         // Innermost of the layers that need the route: the server span reads axum's `MatchedPath`.
         .layer(ServerLayer::new())
         // Outside the server span: each of the browser's exports would otherwise be a trace of its own.
-        .merge(cruddur_telemetry::relay::router(relay))
+        .merge(cruddur_telemetry::relay::router(telemetry.relay()))
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
         .layer(cors(frontend_origins))
         .with_state(state)
@@ -96,7 +113,12 @@ pub async fn start(config: &Config, telemetry: &Telemetry) -> Result<Router, Sta
         tracing::info!(password = seed::SEED_PASSWORD, "seed loaded: andrewbrown, altbrown, bayko, londo");
     }
     tokio::spawn(db::sweep_expired(db.clone()));
-    Ok(app(AppState { db, tokens }, config.frontend_url.clone(), telemetry.relay()))
+    let pool = db.clone();
+    telemetry.observe_connection_pool("cruddur", move || {
+        let idle = pool.num_idle() as u64;
+        (u64::from(pool.size()).saturating_sub(idle), idle)
+    });
+    Ok(app(AppState { db, tokens }, config.frontend_url.clone(), telemetry))
 }
 
 /// Serves `router` on `listener` until `shutdown` completes, then finishes the requests in flight.

@@ -72,6 +72,9 @@ enum Tracing {
     Both,
     /// OTLP pointed at a closed port: exports fail, requests must not notice.
     DeadOtlp,
+    /// OTLP + X-Ray, plus metrics over OTLP and every log line (`RUST_LOG=info`: the access log) to a CloudWatch
+    /// Logs stand-in.
+    Signals,
     All,
 }
 
@@ -83,6 +86,7 @@ impl Tracing {
             Tracing::Xray => "X-Ray only",
             Tracing::Both => "OTLP + X-Ray",
             Tracing::DeadOtlp => "dead OTLP",
+            Tracing::Signals => "all signals",
             Tracing::All => "all",
         }
     }
@@ -113,22 +117,28 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         }
     };
     let cluster = Cluster::start_throwaway()?;
-    let otlp = HttpSink::start(false)?;
-    let xray = SegmentSink::start()?;
+    let sinks = Sinks {
+        otlp: HttpSink::start(false)?,
+        xray: SegmentSink::start()?,
+        cloudwatch: test_support::cloudwatch_logs::CloudWatchLogsEndpoint::start(),
+    };
+    let Sinks { otlp, xray, cloudwatch } = &sinks;
     if !args.cruds.is_empty() {
-        return scaling(&args, &binary, &cluster, &otlp, &xray);
+        return scaling(&args, &binary, &cluster, &sinks);
     }
     cluster.ensure_database("bench")?;
 
     let modes = match args.tracing {
-        Tracing::All => vec![Tracing::Off, Tracing::Otlp, Tracing::Xray, Tracing::Both, Tracing::DeadOtlp],
+        Tracing::All => {
+            vec![Tracing::Off, Tracing::Otlp, Tracing::Xray, Tracing::Both, Tracing::DeadOtlp, Tracing::Signals]
+        }
         one => vec![one],
     };
     let mut results: Vec<(Tracing, Measured)> = Vec::new();
     for round in 1..=args.rounds.max(1) {
         for &mode in &modes {
             let (exports, segments) = (otlp.exports.load(Ordering::Relaxed), xray.segments.load(Ordering::Relaxed));
-            let backend = Backend::start(&binary, &cluster, "bench", mode, &otlp, &xray)?;
+            let backend = Backend::start(&binary, &cluster, "bench", mode, &sinks)?;
             let measured = backend.measure(&args, "/api/activities/home", None)?;
             backend.stop()?;
             println!(
@@ -173,6 +183,10 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         println!("{:<13} {rps:>7.0} requests/s  p99 {p99:>6.2} ms  CPU {cpu:>6.1} µs/request{cost}", mode.label());
     }
     println!("({} connections, {} s each, GET /api/activities/home)", args.connections, args.seconds);
+    if modes.contains(&Tracing::Signals) {
+        let events: usize = cloudwatch.streams("cruddur").values().map(Vec::len).sum();
+        println!("(the CloudWatch Logs stand-in received {events} log events)");
+    }
     Ok(())
 }
 
@@ -199,6 +213,13 @@ fn release_binary() -> PathBuf {
     target.join("release").join(BACKEND)
 }
 
+/// The local stand-ins the backend exports to: OTLP, the X-Ray daemon's UDP port, CloudWatch Logs.
+struct Sinks {
+    otlp: HttpSink,
+    xray: SegmentSink,
+    cloudwatch: test_support::cloudwatch_logs::CloudWatchLogsEndpoint,
+}
+
 /// The release backend on `database` (migrated, and seeded when empty), exporting as `mode` says.
 struct Backend {
     services: Services,
@@ -207,14 +228,8 @@ struct Backend {
 }
 
 impl Backend {
-    fn start(
-        binary: &Path,
-        cluster: &Cluster,
-        database: &str,
-        mode: Tracing,
-        otlp: &HttpSink,
-        xray: &SegmentSink,
-    ) -> anyhow::Result<Self> {
+    fn start(binary: &Path, cluster: &Cluster, database: &str, mode: Tracing, sinks: &Sinks) -> anyhow::Result<Self> {
+        let Sinks { otlp, xray, cloudwatch } = sinks;
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let mut backend = Command::new(binary);
         backend
@@ -225,7 +240,20 @@ impl Backend {
             .env("RUST_LOG", "warn")
             .env("OTEL_SERVICE_NAME", "cruddur-backend-bench")
             .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
-        if matches!(mode, Tracing::Otlp | Tracing::Both) {
+        if mode == Tracing::Signals {
+            backend
+                .env("RUST_LOG", "info")
+                .env("LOG_FORMAT", "off")
+                .env("CLOUDWATCH_LOG_GROUP", "cruddur")
+                .env("AWS_ENDPOINT_URL_CLOUDWATCH_LOGS", cloudwatch.url())
+                .env("AWS_REGION", "us-east-1")
+                .env("AWS_ACCESS_KEY_ID", "AKIDBENCH")
+                .env("AWS_SECRET_ACCESS_KEY", "bench")
+                .env("OTEL_METRIC_EXPORT_INTERVAL", "5000");
+        } else {
+            backend.env("OTEL_METRICS_EXPORTER", "none").env_remove("CLOUDWATCH_LOG_GROUP");
+        }
+        if matches!(mode, Tracing::Otlp | Tracing::Both | Tracing::Signals) {
             backend.env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{}", otlp.address));
         } else if mode == Tracing::DeadOtlp {
             let closed = TcpListener::bind("127.0.0.1:0")?.local_addr()?;
@@ -233,7 +261,7 @@ impl Backend {
         } else {
             backend.env_remove("OTEL_EXPORTER_OTLP_ENDPOINT");
         }
-        if matches!(mode, Tracing::Xray | Tracing::Both) {
+        if matches!(mode, Tracing::Xray | Tracing::Both | Tracing::Signals) {
             backend.env("AWS_XRAY_SDK_ENABLED", "true").env("AWS_XRAY_DAEMON_ADDRESS", xray.address.to_string());
         } else {
             backend.env("AWS_XRAY_SDK_ENABLED", "false");
@@ -293,13 +321,13 @@ struct Route {
 }
 
 /// `--cruds`: every read route at every size, then the table that compares them.
-fn scaling(args: &Args, binary: &Path, cluster: &Cluster, otlp: &HttpSink, xray: &SegmentSink) -> anyhow::Result<()> {
+fn scaling(args: &Args, binary: &Path, cluster: &Cluster, sinks: &Sinks) -> anyhow::Result<()> {
     let mode = if args.tracing == Tracing::All { Tracing::Off } else { args.tracing };
     let mut sizes: Vec<(u32, Vec<(&'static str, Measured)>)> = Vec::new();
     for &cruds in &args.cruds {
         let database = format!("bench_{cruds}");
         cluster.ensure_database(&database)?;
-        let backend = Backend::start(binary, cluster, &database, mode, otlp, xray)?;
+        let backend = Backend::start(binary, cluster, &database, mode, sinks)?;
         let loading = Instant::now();
         bulk_load(cluster, &database, cruds)?;
         eprintln!("{cruds} cruds loaded in {:.0?}", loading.elapsed());

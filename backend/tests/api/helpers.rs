@@ -2,10 +2,11 @@
 
 use std::time::Duration;
 
+use axum::Router;
 use chrono::TimeDelta;
 use cruddur_api::{Activity, AuthResponse, CreateActivity, ErrorBody, ErrorKey, PAGE_SIZE, SignupRequest};
-use cruddur_backend::{AppState, Tokens, app, db, seed, serve};
-use cruddur_telemetry::relay::Relay;
+use cruddur_backend::{AppState, Tokens, app_with_routes, db, seed, serve};
+use cruddur_telemetry::{Telemetry, TelemetryConfig};
 use http::HeaderValue;
 use reqwest::{RequestBuilder, Response, StatusCode};
 use serde::Serialize;
@@ -32,11 +33,25 @@ pub(crate) async fn spawn_app() -> TestApp {
 
 /// [`spawn_app`], its database statements cancelled after `statement_timeout`.
 pub(crate) async fn spawn_app_with_statement_timeout(statement_timeout: Duration) -> TestApp {
+    let telemetry = Telemetry::new(&TelemetryConfig::silent("cruddur-backend")).expect("telemetry");
+    spawn_app_with_options(&telemetry, Router::new(), statement_timeout).await
+}
+
+/// [`spawn_app`] with `telemetry`'s signals and `extra` routes served as the API's own.
+pub(crate) async fn spawn_app_with(telemetry: &Telemetry, extra: Router<AppState>) -> TestApp {
+    spawn_app_with_options(telemetry, extra, Duration::from_secs(30)).await
+}
+
+async fn spawn_app_with_options(
+    telemetry: &Telemetry,
+    extra: Router<AppState>,
+    statement_timeout: Duration,
+) -> TestApp {
     let url = test_support::postgres::fresh_database().await;
     db::migrate(&url).await.expect("migrate");
     let db = db::connect(&url, 5, statement_timeout).await.expect("connect");
     let state = AppState { db: db.clone(), tokens: Tokens::new(TEST_SECRET, TimeDelta::hours(1)) };
-    let router = app(state, vec![HeaderValue::from_static(FRONTEND_ORIGIN)], Relay::disabled());
+    let router = app_with_routes(extra, state, vec![HeaderValue::from_static(FRONTEND_ORIGIN)], telemetry);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let address = format!("http://{}", listener.local_addr().unwrap());
     let (shutdown, stopped) = oneshot::channel::<()>();

@@ -7,4 +7,5 @@ mod bad_input;
 mod feeds;
 mod helpers;
 mod messages;
+mod signals;
 mod users;

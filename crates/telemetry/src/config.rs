@@ -8,6 +8,7 @@
 //! crate.
 
 use std::fmt;
+use std::time::Duration;
 
 use percent_encoding::percent_decode_str;
 use url::Url;
@@ -45,6 +46,12 @@ pub struct TelemetryConfig {
     pub log: LogConfig,
     /// Capacity of each exporter's queue of finished spans.
     pub export_queue: usize,
+    /// Errors to Rollbar; `None` without `ROLLBAR_ACCESS_TOKEN`.
+    pub rollbar: Option<RollbarConfig>,
+    /// Log lines to CloudWatch Logs; `None` without `CLOUDWATCH_LOG_GROUP`.
+    pub cloudwatch: Option<CloudWatchConfig>,
+    /// Metrics over OTLP; `None` without an OTLP destination or with `OTEL_METRICS_EXPORTER=none`.
+    pub metrics: Option<MetricsConfig>,
 }
 
 /// Where OTLP goes, with which headers, and which traces it gets.
@@ -131,7 +138,16 @@ impl TelemetryConfig {
             },
             filter: var("RUST_LOG").unwrap_or_else(|| "info".to_owned()),
         };
-        Ok(Self { service_name, otlp, xray, log, export_queue: DEFAULT_EXPORT_QUEUE })
+        Ok(Self {
+            service_name,
+            otlp,
+            xray,
+            log,
+            export_queue: DEFAULT_EXPORT_QUEUE,
+            rollbar: rollbar_config(&var)?,
+            cloudwatch: cloudwatch_config(&var),
+            metrics: metrics_config(&var)?,
+        })
     }
 
     /// Nothing exported, nothing logged: a base for tests to fill in.
@@ -142,6 +158,9 @@ impl TelemetryConfig {
             xray: None,
             log: LogConfig { format: LogFormat::Off, filter: "info".to_owned() },
             export_queue: DEFAULT_EXPORT_QUEUE,
+            rollbar: None,
+            cloudwatch: None,
+            metrics: None,
         }
     }
 }
@@ -172,6 +191,15 @@ fn otlp_config(var: &impl Fn(&str) -> Option<String>) -> Result<Option<OtlpConfi
         }
         (None, None) => return Ok(None),
     };
+    let headers = otlp_headers(var)?;
+    let sampler = var("OTEL_TRACES_SAMPLER");
+    let sampling = OtlpSampling::from_variables(sampler.as_deref(), var("OTEL_TRACES_SAMPLER_ARG").as_deref())
+        .map_err(|reason| invalid("OTEL_TRACES_SAMPLER", reason))?;
+    Ok(Some(OtlpConfig { traces_endpoint, headers, sampling }))
+}
+
+/// `OTEL_EXPORTER_OTLP_HEADERS`, with `x-honeycomb-team` from `HONEYCOMB_API_KEY` unless they name it.
+fn otlp_headers(var: &impl Fn(&str) -> Option<String>) -> Result<Vec<(String, String)>, ConfigError> {
     let mut headers = match var("OTEL_EXPORTER_OTLP_HEADERS") {
         Some(list) => parse_headers(&list)?,
         None => Vec::new(),
@@ -181,10 +209,7 @@ fn otlp_config(var: &impl Fn(&str) -> Option<String>) -> Result<Option<OtlpConfi
     {
         headers.push((HONEYCOMB_TEAM_HEADER.to_owned(), key));
     }
-    let sampler = var("OTEL_TRACES_SAMPLER");
-    let sampling = OtlpSampling::from_variables(sampler.as_deref(), var("OTEL_TRACES_SAMPLER_ARG").as_deref())
-        .map_err(|reason| invalid("OTEL_TRACES_SAMPLER", reason))?;
-    Ok(Some(OtlpConfig { traces_endpoint, headers, sampling }))
+    Ok(headers)
 }
 
 fn parse_http_url(variable: &'static str, value: &str) -> Result<Url, ConfigError> {
@@ -269,6 +294,150 @@ fn host_port(address: &str) -> Result<String, ConfigError> {
         Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(address.to_owned()),
         _ => Err(invalid("AWS_XRAY_DAEMON_ADDRESS", format!("expected host:port, got {address}"))),
     }
+}
+
+/// Rollbar's item API base URL, the default of `ROLLBAR_ENDPOINT`.
+pub const DEFAULT_ROLLBAR_ENDPOINT: &str = "https://api.rollbar.com/api/1/";
+
+/// How often metrics are exported when `OTEL_METRIC_EXPORT_INTERVAL` is unset (the OpenTelemetry default).
+pub const DEFAULT_METRIC_EXPORT_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Where Rollbar items go, and what they say about the deployment.
+#[derive(Clone, PartialEq)]
+pub struct RollbarConfig {
+    /// `ROLLBAR_ACCESS_TOKEN`: a project's `post_server_item` token.
+    pub access_token: String,
+    /// `ROLLBAR_ENVIRONMENT`, default `production`.
+    pub environment: String,
+    /// `ROLLBAR_ENDPOINT`: the API base URL, ending in `/` (`item/` is joined to it).
+    pub endpoint: Url,
+    /// `ROLLBAR_CODE_VERSION`, default the telemetry crate's version (the workspace's).
+    pub code_version: String,
+}
+
+impl fmt::Debug for RollbarConfig {
+    /// The token is a secret: never shown.
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter
+            .debug_struct("RollbarConfig")
+            .field("environment", &self.environment)
+            .field("endpoint", &self.endpoint.as_str())
+            .field("code_version", &self.code_version)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where log lines go in CloudWatch Logs. Region, credentials and endpoint are the AWS SDK's, from the usual
+/// variables (`AWS_REGION`, the credential chain, `AWS_ENDPOINT_URL_CLOUDWATCH_LOGS` or `AWS_ENDPOINT_URL`); those
+/// read here are passed to the SDK explicitly, so a configuration read through a lookup (tests) means the same.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CloudWatchConfig {
+    /// `CLOUDWATCH_LOG_GROUP` (`cruddur` in compose, as the original).
+    pub log_group: String,
+    /// `AWS_ENDPOINT_URL_CLOUDWATCH_LOGS`, else `AWS_ENDPOINT_URL`.
+    pub endpoint_url: Option<String>,
+    /// `AWS_REGION`, else `AWS_DEFAULT_REGION`.
+    pub region: Option<String>,
+    /// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN`, when the first two are set.
+    pub static_credentials: Option<(String, String, Option<String>)>,
+}
+
+impl CloudWatchConfig {
+    /// The group alone, the SDK's defaults for the rest.
+    pub fn new(log_group: impl Into<String>) -> Self {
+        Self { log_group: log_group.into(), endpoint_url: None, region: None, static_credentials: None }
+    }
+}
+
+impl fmt::Debug for CloudWatchConfig {
+    /// The secret key and session token are never shown.
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter
+            .debug_struct("CloudWatchConfig")
+            .field("log_group", &self.log_group)
+            .field("endpoint_url", &self.endpoint_url)
+            .field("region", &self.region)
+            .field("access_key_id", &self.static_credentials.as_ref().map(|(id, _, _)| id))
+            .finish()
+    }
+}
+
+fn cloudwatch_config(var: &impl Fn(&str) -> Option<String>) -> Option<CloudWatchConfig> {
+    Some(CloudWatchConfig {
+        log_group: var("CLOUDWATCH_LOG_GROUP")?,
+        endpoint_url: var("AWS_ENDPOINT_URL_CLOUDWATCH_LOGS").or_else(|| var("AWS_ENDPOINT_URL")),
+        region: var("AWS_REGION").or_else(|| var("AWS_DEFAULT_REGION")),
+        static_credentials: var("AWS_ACCESS_KEY_ID")
+            .zip(var("AWS_SECRET_ACCESS_KEY"))
+            .map(|(id, secret)| (id, secret, var("AWS_SESSION_TOKEN"))),
+    })
+}
+
+/// Where metrics go over OTLP/HTTP, and how often.
+#[derive(Clone, PartialEq)]
+pub struct MetricsConfig {
+    /// `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT` as is, else `OTEL_EXPORTER_OTLP_ENDPOINT` + `/v1/metrics`.
+    pub endpoint: Url,
+    /// `OTEL_EXPORTER_OTLP_HEADERS` (and the Honeycomb shortcut), then `OTEL_EXPORTER_OTLP_METRICS_HEADERS`.
+    pub headers: Vec<(String, String)>,
+    /// `OTEL_METRIC_EXPORT_INTERVAL`, in milliseconds.
+    pub interval: Duration,
+}
+
+impl fmt::Debug for MetricsConfig {
+    /// Header values are API keys: only their names are shown.
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = self.headers.iter().map(|(name, _)| name.as_str()).collect();
+        formatter
+            .debug_struct("MetricsConfig")
+            .field("endpoint", &self.endpoint.as_str())
+            .field("header_names", &names)
+            .field("interval", &self.interval)
+            .finish()
+    }
+}
+
+fn rollbar_config(var: &impl Fn(&str) -> Option<String>) -> Result<Option<RollbarConfig>, ConfigError> {
+    let Some(access_token) = var("ROLLBAR_ACCESS_TOKEN") else { return Ok(None) };
+    let endpoint = var("ROLLBAR_ENDPOINT").unwrap_or_else(|| DEFAULT_ROLLBAR_ENDPOINT.to_owned());
+    // A base URL without its final slash would lose its last segment when `item/` is joined.
+    let endpoint = parse_http_url("ROLLBAR_ENDPOINT", &format!("{}/", endpoint.trim_end_matches('/')))?;
+    Ok(Some(RollbarConfig {
+        access_token,
+        environment: var("ROLLBAR_ENVIRONMENT").unwrap_or_else(|| "production".to_owned()),
+        endpoint,
+        code_version: var("ROLLBAR_CODE_VERSION").unwrap_or_else(|| env!("CARGO_PKG_VERSION").to_owned()),
+    }))
+}
+
+fn metrics_config(var: &impl Fn(&str) -> Option<String>) -> Result<Option<MetricsConfig>, ConfigError> {
+    match var("OTEL_METRICS_EXPORTER").map(|exporter| exporter.to_ascii_lowercase()).as_deref() {
+        None | Some("otlp") => {}
+        Some("none") => return Ok(None),
+        Some(other) => return Err(invalid("OTEL_METRICS_EXPORTER", format!("expected otlp or none, not {other}"))),
+    }
+    let endpoint = match (var("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"), var("OTEL_EXPORTER_OTLP_ENDPOINT")) {
+        (Some(metrics), _) => parse_http_url("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", &metrics)?,
+        (None, Some(base)) => {
+            parse_http_url("OTEL_EXPORTER_OTLP_ENDPOINT", &format!("{}/v1/metrics", base.trim_end_matches('/')))?
+        }
+        (None, None) => return Ok(None),
+    };
+    let mut headers = otlp_headers(var)?;
+    if let Some(list) = var("OTEL_EXPORTER_OTLP_METRICS_HEADERS") {
+        for (name, value) in parse_headers(&list)? {
+            headers.retain(|(kept, _)| *kept != name);
+            headers.push((name, value));
+        }
+    }
+    let interval = match var("OTEL_METRIC_EXPORT_INTERVAL") {
+        Some(millis) => match millis.parse::<u64>() {
+            Ok(millis) if millis > 0 => Duration::from_millis(millis),
+            _ => return Err(invalid("OTEL_METRIC_EXPORT_INTERVAL", "expected a positive number of milliseconds")),
+        },
+        None => DEFAULT_METRIC_EXPORT_INTERVAL,
+    };
+    Ok(Some(MetricsConfig { endpoint, headers, interval }))
 }
 
 #[cfg(test)]
@@ -438,6 +607,74 @@ mod tests {
         assert!(missing.starts_with("AWS_XRAY_SAMPLING_RULES: reading /nonexistent/rules.json"), "{missing}");
         let bad = read(&[("AWS_XRAY_SAMPLING_RULES", r#"{"version": 2}"#)]).unwrap_err().to_string();
         assert!(bad.starts_with("AWS_XRAY_SAMPLING_RULES") && bad.contains("default"), "{bad}");
+    }
+
+    #[test]
+    fn rollbar_is_on_with_a_token_and_never_shows_it() {
+        assert_eq!(read(&[("ROLLBAR_ENVIRONMENT", "dev")]).unwrap().rollbar, None);
+        let rollbar = read(&[("ROLLBAR_ACCESS_TOKEN", "secret-token")]).unwrap().rollbar.unwrap();
+        assert_eq!(rollbar.environment, "production");
+        assert_eq!(rollbar.endpoint.as_str(), DEFAULT_ROLLBAR_ENDPOINT);
+        assert!(!format!("{rollbar:?}").contains("secret-token"));
+        let local = read(&[
+            ("ROLLBAR_ACCESS_TOKEN", "t"),
+            ("ROLLBAR_ENDPOINT", "http://127.0.0.1:9/api/1"),
+            ("ROLLBAR_ENVIRONMENT", "development"),
+        ])
+        .unwrap()
+        .rollbar
+        .unwrap();
+        assert_eq!((local.endpoint.as_str(), local.environment.as_str()), ("http://127.0.0.1:9/api/1/", "development"));
+        let error = read(&[("ROLLBAR_ACCESS_TOKEN", "t"), ("ROLLBAR_ENDPOINT", "rollbar")]).unwrap_err();
+        assert!(error.to_string().starts_with("ROLLBAR_ENDPOINT"), "{error}");
+    }
+
+    #[test]
+    fn cloudwatch_logs_are_on_with_a_group() {
+        assert_eq!(read(&[]).unwrap().cloudwatch, None);
+        let config = read(&[("CLOUDWATCH_LOG_GROUP", "cruddur")]).unwrap();
+        assert_eq!(config.cloudwatch, Some(CloudWatchConfig::new("cruddur")));
+        let local = read(&[
+            ("CLOUDWATCH_LOG_GROUP", "cruddur"),
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:1"),
+            ("AWS_ENDPOINT_URL_CLOUDWATCH_LOGS", "http://127.0.0.1:2"),
+            ("AWS_DEFAULT_REGION", "eu-west-1"),
+            ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
+            ("AWS_SECRET_ACCESS_KEY", "very-secret"),
+        ])
+        .unwrap()
+        .cloudwatch
+        .unwrap();
+        assert_eq!(local.endpoint_url.as_deref(), Some("http://127.0.0.1:2"));
+        assert_eq!(local.region.as_deref(), Some("eu-west-1"));
+        assert!(!format!("{local:?}").contains("very-secret"));
+    }
+
+    #[test]
+    fn metrics_follow_the_otlp_destination_and_the_standard_variables() {
+        assert_eq!(read(&[]).unwrap().metrics, None);
+        let base = read(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/"), ("HONEYCOMB_API_KEY", "k")]);
+        let metrics = base.unwrap().metrics.unwrap();
+        assert_eq!(metrics.endpoint.as_str(), "http://collector:4318/v1/metrics");
+        assert_eq!(metrics.headers, vec![("x-honeycomb-team".to_owned(), "k".to_owned())]);
+        assert_eq!(metrics.interval, DEFAULT_METRIC_EXPORT_INTERVAL);
+        let own = read(&[
+            ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "http://m:4318/custom"),
+            ("OTEL_EXPORTER_OTLP_METRICS_HEADERS", "x-honeycomb-dataset=cruddur-metrics"),
+            ("OTEL_METRIC_EXPORT_INTERVAL", "1500"),
+        ])
+        .unwrap()
+        .metrics
+        .unwrap();
+        assert_eq!(own.endpoint.as_str(), "http://m:4318/custom");
+        assert_eq!(own.headers, vec![("x-honeycomb-dataset".to_owned(), "cruddur-metrics".to_owned())]);
+        assert_eq!(own.interval, Duration::from_millis(1500));
+        let off = read(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://x"), ("OTEL_METRICS_EXPORTER", "none")]);
+        assert_eq!(off.unwrap().metrics, None);
+        let error = read(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://x"), ("OTEL_METRICS_EXPORTER", "prometheus")]);
+        assert!(error.unwrap_err().to_string().starts_with("OTEL_METRICS_EXPORTER"));
+        let error = read(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://x"), ("OTEL_METRIC_EXPORT_INTERVAL", "soon")]);
+        assert!(error.unwrap_err().to_string().starts_with("OTEL_METRIC_EXPORT_INTERVAL"));
     }
 
     #[test]

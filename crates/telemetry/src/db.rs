@@ -151,7 +151,7 @@ where
 }
 
 /// The statement's first word in capitals (`db.operation.name`), without allocating for the usual ones.
-fn operation_name(text: &str) -> StringValue {
+pub(crate) fn operation_name(text: &str) -> StringValue {
     const KNOWN: [&str; 8] = ["SELECT", "INSERT", "UPDATE", "DELETE", "WITH", "BEGIN", "COMMIT", "ROLLBACK"];
     let word = text.split_whitespace().next().unwrap_or_default();
     match KNOWN.into_iter().find(|known| known.eq_ignore_ascii_case(word)) {

@@ -1,5 +1,6 @@
-//! Telemetry for every Cruddur binary: logs, traces to Honeycomb (OTLP) and to X-Ray at once, trace propagation,
-//! HTTP server and client spans, database spans, and the relay for the browser's spans.
+//! Telemetry for every Cruddur binary: logs (stdout and CloudWatch Logs), traces to Honeycomb (OTLP) and to X-Ray at
+//! once, errors as exceptions in traces and Rollbar items, metrics over OTLP, trace propagation, HTTP server and
+//! client spans, database spans, and the relay for the browser's spans.
 //!
 //! A binary calls [`init`] once and keeps the returned [`Telemetry`] until it exits (dropping it flushes and shuts
 //! the exporters down). Tests that must not install globals build a [`Telemetry`] with [`Telemetry::new`] and use
@@ -30,6 +31,13 @@
 //! | `AWS_XRAY_SAMPLING_RULES` | unset: X-Ray's rules, through the daemon (1 trace/s, then 5% until they arrive) | which traces X-Ray gets: a rules file in the X-Ray SDKs' local format, or the JSON inline ([`sampling`]); OTLP's share is `OTEL_TRACES_SAMPLER`'s |
 //! | `RUST_LOG` | `info` | log filter (`EnvFilter` directives); traces do not depend on it |
 //! | `LOG_FORMAT` | `text` | `text` (one line, coloured on a terminal), `pretty`, `json`, or `off` |
+//! | `OTEL_METRICS_EXPORTER` | `otlp` when an OTLP destination is set | `otlp` or `none`: metrics over OTLP (HTTP request and query durations, pool connections) |
+//! | `OTEL_METRIC_EXPORT_INTERVAL` | 60000 | milliseconds between metric exports |
+//! | `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`, `OTEL_EXPORTER_OTLP_METRICS_HEADERS` | base URL + `/v1/metrics`, - | the metrics URL as is; headers added for metrics (Honeycomb's `x-honeycomb-dataset`) |
+//! | `ROLLBAR_ACCESS_TOKEN` | unset: Rollbar off | each unhandled error and panic of a request becomes a Rollbar item ([`rollbar`]) |
+//! | `ROLLBAR_ENVIRONMENT`, `ROLLBAR_ENDPOINT`, `ROLLBAR_CODE_VERSION` | `production`, `https://api.rollbar.com/api/1/`, the build's version | what items say, where they go |
+//! | `CLOUDWATCH_LOG_GROUP` | unset: CloudWatch Logs off | every log line, as JSON with `trace_id`, to this group, a stream per process ([`cloudwatch`]) |
+//! | `AWS_ENDPOINT_URL_CLOUDWATCH_LOGS` (or `AWS_ENDPOINT_URL`), `AWS_REGION`, the AWS credential chain | the SDK's | where CloudWatch Logs is, and who calls it |
 //!
 //! Each exporter is switched on its own, for comparisons: OTLP by setting an endpoint, X-Ray by
 //! `AWS_XRAY_SDK_ENABLED`. With both off, spans are not recorded (trace ids still appear in logs and the
@@ -44,6 +52,10 @@
 //! - [`propagation`]: the headers in and out;
 //! - [`sampling`]: which traces OTLP and X-Ray each get (OTLP by the standard sampler variables, X-Ray by its rules,
 //!   as the X-Ray SDKs sample), carried with the trace in `tracestate`.
+//! - [`signals::SignalsLayer`] ([`Telemetry::signals_layer`]): per request, the access-log line, the HTTP duration
+//!   metric, and a 5xx or panic as an [`exceptions::Exception`] on the server span (X-Ray `cause`) and a Rollbar
+//!   item; panics answer 500 and the server keeps serving;
+//! - [`cloudwatch`]: every log line to CloudWatch Logs ([`init`] adds it; see [`Telemetry::cloudwatch_layer`]).
 //!
 //! In hand-made spans, attributes prefixed `annotation.` become X-Ray annotations (indexed) and those prefixed
 //! `metadata.` X-Ray metadata (the prefix is dropped in X-Ray, kept in OTLP); other application attributes go to
@@ -53,16 +65,21 @@
 //! failed exports are counted, and both are logged at `warn` at most once a minute ([`Telemetry::export_stats`]).
 
 pub mod client;
+pub mod cloudwatch;
 pub mod config;
 mod context;
 pub mod db;
+pub mod exceptions;
 mod export;
 pub mod logs;
+mod metrics;
 mod naming;
 pub mod propagation;
 pub mod relay;
+pub mod rollbar;
 pub mod sampling;
 pub mod server;
+pub mod signals;
 mod xray;
 
 use std::sync::Arc;
@@ -80,14 +97,17 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{Layer, Registry};
 
 pub use config::{
-    ConfigError, LogConfig, LogFormat, OtlpConfig, OtlpSampling, SamplingRules, TelemetryConfig, XrayConfig,
-    XraySampling,
+    CloudWatchConfig, ConfigError, LogConfig, LogFormat, MetricsConfig, OtlpConfig, OtlpSampling, RollbarConfig,
+    SamplingRules, TelemetryConfig, XrayConfig, XraySampling,
 };
 pub use db::DatabaseTarget;
 pub use export::LaneStats;
 
-/// The instrumentation scope of our spans.
+/// The instrumentation scope of our spans and metrics.
 const SCOPE: &str = "cruddur-telemetry";
+
+/// How long [`Telemetry::force_flush`] waits for CloudWatch Logs.
+const FLUSH_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// What can go wrong while starting telemetry.
 #[derive(Debug, thiserror::Error)]
@@ -102,6 +122,10 @@ pub enum TelemetryError {
     Relay(std::io::Error),
     #[error("starting the X-Ray sampling rules poller: {0}")]
     Sampling(std::io::Error),
+    #[error("starting the Rollbar sender: {0}")]
+    Rollbar(std::io::Error),
+    #[error("starting the CloudWatch Logs shipper: {0}")]
+    CloudWatch(std::io::Error),
     #[error("installing the global subscriber: {0}")]
     Subscriber(#[from] tracing_subscriber::util::TryInitError),
 }
@@ -121,6 +145,8 @@ pub struct Telemetry {
     xray_unavailable: Option<String>,
     /// Fetches X-Ray's sampling rules while it lives (centralized sampling).
     _sampling_poller: Option<sampling::Poller>,
+    /// Errors to Rollbar, metrics, logs to CloudWatch.
+    signals: signals::Signals,
 }
 
 /// Losses and successes of each exporter, `None` when that exporter is off.
@@ -134,6 +160,7 @@ pub struct ExportStats {
 impl Telemetry {
     /// Builds the pipeline `config` describes, without touching any global state.
     pub fn new(config: &TelemetryConfig) -> Result<Self, TelemetryError> {
+        let signals = signals::Signals::start(config)?;
         let mut exporters = Exporters::default();
         if let Some(otlp) = &config.otlp {
             exporters.add_otlp(otlp, config.export_queue)?;
@@ -159,6 +186,7 @@ impl Telemetry {
             xray: exporters.xray,
             xray_unavailable: exporters.xray_unavailable,
             _sampling_poller: exporters.sampling_poller,
+            signals,
         };
         telemetry.warn_if_degraded();
         Ok(telemetry)
@@ -190,7 +218,52 @@ impl Telemetry {
             .with_filter(traced_spans());
         let queries = db::QuerySpans::new(self.tracer.clone(), self.database.clone())
             .with_filter(filter_fn(|metadata| metadata.target() == db::SQLX_QUERY_TARGET));
-        spans.and_then(queries)
+        let query_durations = self.signals.meters().map(|meters| {
+            meters.query_durations().with_filter(filter_fn(|metadata| metadata.target() == db::SQLX_QUERY_TARGET))
+        });
+        spans.and_then(queries).and_then(query_durations)
+    }
+
+    /// The layer for the routes of an HTTP server, inside [`server::ServerLayer`]: the access log, the HTTP
+    /// duration metric, exceptions on the server span and to Rollbar, panics caught ([`signals`]).
+    pub fn signals_layer(&self) -> signals::SignalsLayer {
+        self.signals.layer()
+    }
+
+    /// The Rollbar client (disabled without `ROLLBAR_ACCESS_TOKEN`), to report what is not a failed request.
+    pub fn rollbar(&self) -> rollbar::Rollbar {
+        self.signals.rollbar()
+    }
+
+    /// The log layer writing every line to CloudWatch Logs as JSON, when `CLOUDWATCH_LOG_GROUP` is set ([`init`]
+    /// adds it; tests that build their own subscriber add it themselves).
+    pub fn cloudwatch_layer<S>(&self) -> Result<Option<logs::BoxedLayer<S>>, TelemetryError>
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        self.signals.cloudwatch_layer()
+    }
+
+    /// The CloudWatch Logs stream of this process, when CloudWatch Logs is on.
+    pub fn cloudwatch_stream(&self) -> Option<&str> {
+        self.signals.cloudwatch_stream()
+    }
+
+    /// Reports the connection pool `pool_name` as `db.client.connection.count` (used and idle, as `connections`
+    /// returns them) when metrics are on.
+    pub fn observe_connection_pool(
+        &self,
+        pool_name: &str,
+        connections: impl Fn() -> (u64, u64) + Send + Sync + 'static,
+    ) {
+        if let Some(meters) = self.signals.meters() {
+            meters.observe_connection_pool(pool_name, connections);
+        }
+    }
+
+    /// Losses and successes of Rollbar and CloudWatch Logs.
+    pub fn signal_stats(&self) -> signals::SignalStats {
+        self.signals.stats()
     }
 
     /// Names the database the sqlx queries go to (`db.namespace`, `server.address`, `server.port`).
@@ -218,6 +291,7 @@ impl Telemetry {
         if let Err(error) = self.provider.force_flush() {
             tracing::warn!(%error, "flushing telemetry");
         }
+        self.signals.force_flush(FLUSH_WAIT);
     }
 }
 
@@ -296,6 +370,7 @@ fn traced_spans() -> FilterFn<impl Fn(&tracing::Metadata<'_>) -> bool> {
         *metadata.level() <= Level::INFO
             && !target.starts_with("opentelemetry")
             && !target.starts_with(db::SQLX_QUERY_TARGET)
+            && target != signals::ACCESS_LOG_TARGET
     })
 }
 
@@ -308,7 +383,10 @@ pub fn init(default_service_name: &str) -> Result<Telemetry, TelemetryError> {
 /// [`init`] with a configuration of your own.
 pub fn init_with(config: &TelemetryConfig) -> Result<Telemetry, TelemetryError> {
     let telemetry = Telemetry::new(config)?;
-    let logs = logs::stdout_layer::<Registry>(&config.log)?;
+    let logs = match (logs::stdout_layer::<Registry>(&config.log)?, telemetry.cloudwatch_layer::<Registry>()?) {
+        (Some(stdout), Some(cloudwatch)) => Some(stdout.and_then(cloudwatch).boxed()),
+        (stdout, cloudwatch) => stdout.or(cloudwatch),
+    };
     // Not `.with(Option)`: an `Option` layer does not pass the subscriber's registration on, which the log
     // formatter needs to find trace ids.
     match logs {
@@ -323,6 +401,9 @@ pub fn init_with(config: &TelemetryConfig) -> Result<Telemetry, TelemetryError> 
         service = %config.service_name,
         otlp = ?config.otlp.as_ref().map(|otlp| otlp.traces_endpoint.as_str()),
         xray = ?config.xray.as_ref().map(|xray| xray.daemon_udp_address.as_str()),
+        rollbar = config.rollbar.is_some(),
+        cloudwatch_logs = ?telemetry.cloudwatch_stream(),
+        metrics = ?config.metrics.as_ref().map(|metrics| metrics.endpoint.as_str()),
         "telemetry started"
     );
     Ok(telemetry)

@@ -129,7 +129,7 @@ pub(crate) fn record_status(span: &tracing::Span, status: http::StatusCode, is_e
 }
 
 /// The method, or `_OTHER` for one outside the HTTP specs, as the conventions ask (it bounds the names).
-fn known_method(method: &http::Method) -> &'static str {
+pub(crate) fn known_method(method: &http::Method) -> &'static str {
     const KNOWN: [&str; 9] = ["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"];
     KNOWN.into_iter().find(|known| *known == method.as_str()).unwrap_or("_OTHER")
 }
@@ -147,7 +147,7 @@ fn host(headers: &HeaderMap) -> (Option<&str>, Option<u16>) {
     }
 }
 
-fn client_address<B>(request: &Request<B>) -> Option<String> {
+pub(crate) fn client_address<B>(request: &Request<B>) -> Option<String> {
     let forwarded = header_str(request.headers(), header::HeaderName::from_static("x-forwarded-for"))
         .and_then(|list| list.split(',').next())
         .map(str::trim)

@@ -5,8 +5,12 @@
 //! Used as a dev-dependency only.
 
 pub mod browser;
+pub mod cloudwatch_logs;
+mod local_server;
 pub mod otlp;
+pub mod otlp_metrics;
 pub mod postgres;
+pub mod rollbar;
 pub mod sigv4;
 pub mod traced;
 pub mod udp_sink;

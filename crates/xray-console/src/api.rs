@@ -8,6 +8,7 @@
 //! | `POST /ServiceGraph` | `GetServiceGraph` |
 //! | `POST /GetSamplingRules`, `POST /SamplingTargets` | sampling, from the rule file (when the console answers it) |
 //! | `POST /v1/traces` | OTLP/HTTP spans (protobuf or JSON), stored as segments |
+//! | `POST /v1/metrics` | OTLP/HTTP metrics, accepted and not kept: a backend exporting here keeps quiet |
 //! | `GET /` | the page |
 //!
 //! Errors are AWS-shaped: a status, `x-amzn-ErrorType` and `{"__type", "message"}`.
@@ -78,7 +79,8 @@ pub(crate) fn router(console: Console, sampling: bool) -> Router {
         .route("/TraceSummaries", post(trace_summaries))
         .route("/Traces", post(batch_get_traces))
         .route("/ServiceGraph", post(service_graph))
-        .route("/v1/traces", post(otlp).layer(DefaultBodyLimit::max(MAX_OTLP_BODY)));
+        .route("/v1/traces", post(otlp).layer(DefaultBodyLimit::max(MAX_OTLP_BODY)))
+        .route("/v1/metrics", post(|| async { StatusCode::OK }).layer(DefaultBodyLimit::max(MAX_OTLP_BODY)));
     if sampling {
         router =
             router.route("/GetSamplingRules", post(sampling_rules)).route("/SamplingTargets", post(sampling_targets));

@@ -121,6 +121,12 @@ function block(title, value) {
   return el("div", { class: `block block-${title}` }, el("h3", {}, title), el("pre", {}, JSON.stringify(value, null, 2)));
 }
 
+// The cause's exceptions ("type: message"), what failed, shown on the node's row.
+function exceptions(node) {
+  const list = (node.cause && node.cause.exceptions) || [];
+  return list.map((exception) => [exception.type, exception.message].filter(Boolean).join(": ") || "exception");
+}
+
 async function showTrace(id) {
   let answer;
   try {
@@ -153,6 +159,7 @@ async function showTrace(id) {
       http.response && http.response.status ? el("span", { class: `status-${String(http.response.status)[0]}` }, ` ${http.response.status}`) : null,
       " ", ...marks(node),
       node.sql && node.sql.sanitized_query ? el("code", { class: "sql-query", title: node.sql.sanitized_query }, node.sql.sanitized_query.replace(/\s+/g, " ").trim()) : null,
+      ...exceptions(node).map((text) => el("span", { class: "exception", title: text }, ` ${text}`)),
     ];
     const details = el("div", { class: "span-details", hidden: true },
       el("div", { class: "muted" }, `id ${node.id}${node.namespace ? ` · namespace ${node.namespace}` : ""}${node.origin ? ` · ${node.origin}` : ""}`),

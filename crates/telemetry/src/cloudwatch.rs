@@ -1,0 +1,556 @@
+//! CloudWatch Logs: every log line of the process, as the JSON object the console's `json` format prints (with
+//! `trace_id` and `span_id` inside a request), goes to the log group `CLOUDWATCH_LOG_GROUP`, in a stream of its own
+//! per process (`host/service/start time/pid`), as watchtower sent the original Flask app's.
+//!
+//! Lines are appended to a bounded in-memory buffer by whichever thread logs them (never waiting on the network);
+//! a thread of its own (with a small tokio runtime for `aws-sdk-cloudwatchlogs`) creates the group and the stream
+//! if missing, and ships the buffer every [`FLUSH_INTERVAL`], sooner when a batch is full, and at shutdown, in
+//! `PutLogEvents` calls that keep the service's rules: at most [`MAX_BATCH_EVENTS`] events and [`MAX_BATCH_BYTES`]
+//! (each event's UTF-8 size plus 26 bytes), spanning less than 24 hours, in chronological order (timestamps are
+//! taken under the buffer's lock and never go back), each event at most [`MAX_EVENT_BYTES`] (longer lines are cut).
+//!
+//! A batch that fails (the endpoint down, 500s, throttling, after the SDK's own retries) is tried again at the next
+//! flush, up to [`BATCH_ATTEMPTS`] times; a full buffer drops new lines. Losses are counted ([`CloudWatchStats`])
+//! and written to stderr at most once every [`WARN_INTERVAL`], never through `tracing`: a warning about CloudWatch
+//! must not be one more line for CloudWatch. Lines logged by the shipping thread itself are never shipped.
+
+use std::cell::Cell;
+use std::collections::VecDeque;
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use aws_config::BehaviorVersion;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_sdk_cloudwatchlogs::Client;
+use aws_sdk_cloudwatchlogs::types::InputLogEvent;
+use tokio::sync::{Notify, mpsc};
+use tracing_subscriber::fmt::MakeWriter;
+
+use crate::config::CloudWatchConfig;
+
+/// How often the buffer is shipped.
+pub const FLUSH_INTERVAL: Duration = Duration::from_secs(5);
+
+/// PutLogEvents' limits.
+pub const MAX_BATCH_EVENTS: usize = 10_000;
+pub const MAX_BATCH_BYTES: usize = 1_048_576;
+/// What PutLogEvents counts for each event on top of its message.
+pub const EVENT_OVERHEAD_BYTES: usize = 26;
+/// The largest event PutLogEvents takes, overhead included.
+pub const MAX_EVENT_BYTES: usize = 262_144;
+const MAX_BATCH_SPAN_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// The buffer's bound, in PutLogEvents bytes: eight full batches.
+const MAX_BUFFER_BYTES: usize = 8 * MAX_BATCH_BYTES;
+
+/// How many flushes a failing batch is tried at before it is dropped.
+pub const BATCH_ATTEMPTS: u32 = 3;
+
+/// Losses are written to stderr at most this often.
+pub const WARN_INTERVAL: Duration = Duration::from_secs(10);
+
+/// How long shutdown waits for the last lines to be shipped.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
+
+thread_local! {
+    /// Set on the shipping thread(s): what they log is not shipped.
+    static SHIPPING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Counters of the shipper.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CloudWatchStats {
+    /// Events PutLogEvents accepted.
+    pub sent: u64,
+    /// Events dropped: the buffer was full, a batch failed [`BATCH_ATTEMPTS`] times, or CloudWatch rejected them.
+    pub dropped: u64,
+    /// Failed PutLogEvents calls (each may be tried again).
+    pub failed_calls: u64,
+}
+
+struct LogEvent {
+    timestamp: i64,
+    message: String,
+}
+
+impl LogEvent {
+    fn size(&self) -> usize {
+        self.message.len() + EVENT_OVERHEAD_BYTES
+    }
+}
+
+#[derive(Default)]
+struct Buffer {
+    events: VecDeque<LogEvent>,
+    bytes: usize,
+    last_timestamp: i64,
+}
+
+#[derive(Default)]
+struct Counters {
+    sent: AtomicU64,
+    dropped: AtomicU64,
+    failed_calls: AtomicU64,
+}
+
+struct Shared {
+    buffer: Mutex<Buffer>,
+    counters: Counters,
+    /// Woken when a full batch is waiting.
+    batch_ready: Notify,
+}
+
+impl Shared {
+    fn push(&self, line: &[u8]) {
+        let text = String::from_utf8_lossy(line);
+        let mut message = text.trim_end_matches(['\n', '\r']).to_owned();
+        if message.is_empty() {
+            return;
+        }
+        truncate(&mut message, MAX_EVENT_BYTES - EVENT_OVERHEAD_BYTES);
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |since| since.as_millis() as i64);
+        let Ok(mut buffer) = self.buffer.lock() else { return };
+        let event = LogEvent { timestamp: now.max(buffer.last_timestamp), message };
+        if buffer.bytes + event.size() > MAX_BUFFER_BYTES {
+            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        buffer.last_timestamp = event.timestamp;
+        buffer.bytes += event.size();
+        buffer.events.push_back(event);
+        let full = buffer.events.len() >= MAX_BATCH_EVENTS || buffer.bytes >= MAX_BATCH_BYTES;
+        drop(buffer);
+        if full {
+            self.batch_ready.notify_one();
+        }
+    }
+
+    /// The oldest events that fit in one PutLogEvents call, taken out of the buffer.
+    fn take_batch(&self) -> Vec<LogEvent> {
+        let Ok(mut buffer) = self.buffer.lock() else { return Vec::new() };
+        let mut batch = Vec::new();
+        let mut bytes = 0;
+        while let Some(event) = buffer.events.front() {
+            let first = batch.first().map_or(event.timestamp, |first: &LogEvent| first.timestamp);
+            if batch.len() == MAX_BATCH_EVENTS
+                || bytes + event.size() > MAX_BATCH_BYTES
+                || event.timestamp - first >= MAX_BATCH_SPAN_MS
+            {
+                break;
+            }
+            bytes += event.size();
+            let event = buffer.events.pop_front().expect("looked at above");
+            batch.push(event);
+        }
+        buffer.bytes -= bytes;
+        batch
+    }
+
+    fn is_empty(&self) -> bool {
+        self.buffer.lock().map_or(true, |buffer| buffer.events.is_empty())
+    }
+
+    fn stats(&self) -> CloudWatchStats {
+        CloudWatchStats {
+            sent: self.counters.sent.load(Ordering::Relaxed),
+            dropped: self.counters.dropped.load(Ordering::Relaxed),
+            failed_calls: self.counters.failed_calls.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Cuts `text` to at most `max` bytes, on a character boundary.
+fn truncate(text: &mut String, max: usize) {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+}
+
+enum Command {
+    /// Ship everything buffered now, then answer.
+    Flush(std::sync::mpsc::SyncSender<()>),
+}
+
+/// The running shipper; dropping it ships what is left (waiting up to a few seconds) and stops the thread.
+pub(crate) struct CloudWatchLogs {
+    shared: Arc<Shared>,
+    commands: Option<mpsc::UnboundedSender<Command>>,
+    thread: Option<JoinHandle<()>>,
+    log_stream: String,
+}
+
+impl CloudWatchLogs {
+    /// Starts the shipping thread; `service_name` goes into the stream's name.
+    pub(crate) fn start(config: &CloudWatchConfig, service_name: &str) -> io::Result<Self> {
+        let shared =
+            Arc::new(Shared { buffer: Mutex::default(), counters: Counters::default(), batch_ready: Notify::new() });
+        let log_stream = stream_name(service_name);
+        let (commands, receiver) = mpsc::unbounded_channel();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .on_thread_start(|| SHIPPING.set(true))
+            .build()?;
+        let shipper = Shipper {
+            shared: shared.clone(),
+            config: config.clone(),
+            log_stream: log_stream.clone(),
+            pending: None,
+            last_error: None,
+            warned: Warned::default(),
+        };
+        let thread = std::thread::Builder::new().name("cloudwatch-logs".into()).spawn(move || {
+            SHIPPING.set(true);
+            runtime.block_on(shipper.run(receiver));
+        })?;
+        Ok(Self { shared, commands: Some(commands), thread: Some(thread), log_stream })
+    }
+
+    /// The writer the JSON log layer writes each line to.
+    pub(crate) fn writer(&self) -> CloudWatchWriter {
+        CloudWatchWriter(self.shared.clone())
+    }
+
+    pub(crate) fn log_stream(&self) -> &str {
+        &self.log_stream
+    }
+
+    pub(crate) fn stats(&self) -> CloudWatchStats {
+        self.shared.stats()
+    }
+
+    /// Ships everything buffered now, waiting up to `timeout` for it.
+    pub(crate) fn flush(&self, timeout: Duration) {
+        let Some(commands) = &self.commands else { return };
+        let (done, finished) = std::sync::mpsc::sync_channel(1);
+        if commands.send(Command::Flush(done)).is_ok() {
+            // A blocking wait is fine: the shipper runs on its own thread and runtime.
+            let _ = finished.recv_timeout(timeout);
+        }
+    }
+}
+
+impl Drop for CloudWatchLogs {
+    fn drop(&mut self) {
+        self.flush(SHUTDOWN_WAIT);
+        // Closing the channel stops the thread.
+        self.commands = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// `host/service/2026-12-03T10-56-17Z/pid`: unique per process, readable, and without the `:` and `*` stream
+/// names may not hold.
+fn stream_name(service_name: &str) -> String {
+    let started = chrono::Utc::now().format("%Y-%m-%dT%H-%M-%SZ");
+    let name = format!("{}/{service_name}/{started}/{}", crate::rollbar::host_name(), std::process::id());
+    name.replace([':', '*'], "-")
+}
+
+/// Hands each formatted line to the buffer (see [`CloudWatchLogs::writer`]).
+#[derive(Clone)]
+pub(crate) struct CloudWatchWriter(Arc<Shared>);
+
+impl io::Write for CloudWatchWriter {
+    fn write(&mut self, line: &[u8]) -> io::Result<usize> {
+        if !SHIPPING.get() {
+            self.0.push(line);
+        }
+        Ok(line.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for CloudWatchWriter {
+    type Writer = CloudWatchWriter;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+#[derive(Default)]
+struct Warned {
+    at: Option<Instant>,
+    stats: CloudWatchStats,
+}
+
+/// The shipping thread's side.
+struct Shipper {
+    shared: Arc<Shared>,
+    config: CloudWatchConfig,
+    log_stream: String,
+    /// A batch that failed, with how many times it was tried, to try again first.
+    pending: Option<(Vec<LogEvent>, u32)>,
+    last_error: Option<String>,
+    warned: Warned,
+}
+
+impl Shipper {
+    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+        let client = self.client().await;
+        let mut ready = false;
+        let mut interval = tokio::time::interval(FLUSH_INTERVAL);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let flushed = tokio::select! {
+                command = commands.recv() => match command {
+                    Some(Command::Flush(done)) => Some(done),
+                    None => break,
+                },
+                _ = interval.tick() => None,
+                () = self.shared.batch_ready.notified() => None,
+            };
+            if !ready {
+                ready = self.create_group_and_stream(&client).await;
+            }
+            if ready {
+                self.ship(&client).await;
+            }
+            self.warn_about_losses();
+            if let Some(done) = flushed {
+                let _ = done.send(());
+            }
+        }
+    }
+
+    async fn client(&self) -> Client {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .retry_config(RetryConfig::standard().with_max_attempts(3))
+            .timeout_config(TimeoutConfig::builder().operation_timeout(Duration::from_secs(10)).build());
+        if let Some(region) = &self.config.region {
+            loader = loader.region(aws_config::Region::new(region.clone()));
+        }
+        if let Some(url) = &self.config.endpoint_url {
+            loader = loader.endpoint_url(url);
+        }
+        if let Some((id, secret, token)) = &self.config.static_credentials {
+            let credentials =
+                aws_credential_types::Credentials::new(id, secret, token.clone(), None, "cruddur-telemetry");
+            loader = loader.credentials_provider(credentials);
+        }
+        Client::new(&loader.load().await)
+    }
+
+    /// Creates the group and the stream, each unless it exists; false when CloudWatch could not be reached.
+    async fn create_group_and_stream(&mut self, client: &Client) -> bool {
+        let group = &self.config.log_group;
+        if let Err(error) = client.create_log_group().log_group_name(group).send().await
+            && !error.as_service_error().is_some_and(|error| error.is_resource_already_exists_exception())
+        {
+            self.failed_call(format!("creating the log group {group}: {}", error_text(&error)));
+            return false;
+        }
+        let stream = client.create_log_stream().log_group_name(group).log_stream_name(&self.log_stream).send().await;
+        if let Err(error) = stream
+            && !error.as_service_error().is_some_and(|error| error.is_resource_already_exists_exception())
+        {
+            self.failed_call(format!("creating the log stream {}: {}", self.log_stream, error_text(&error)));
+            return false;
+        }
+        true
+    }
+
+    /// Ships the failed batch again, then the buffer, batch by batch, until it is empty or a call fails.
+    async fn ship(&mut self, client: &Client) {
+        loop {
+            let (batch, attempts) = match self.pending.take() {
+                Some(pending) => pending,
+                None => (self.shared.take_batch(), 0),
+            };
+            if batch.is_empty() {
+                return;
+            }
+            match self.put(client, &batch).await {
+                Ok(rejected) => {
+                    let counters = &self.shared.counters;
+                    counters.sent.fetch_add((batch.len() - rejected) as u64, Ordering::Relaxed);
+                    counters.dropped.fetch_add(rejected as u64, Ordering::Relaxed);
+                }
+                Err(Retry::Later) if attempts + 1 < BATCH_ATTEMPTS => {
+                    self.pending = Some((batch, attempts + 1));
+                    return;
+                }
+                Err(Retry::StreamMissing) => {
+                    // Deleted while we ran: made again, and the batch tried again at once.
+                    if self.create_group_and_stream(client).await && attempts + 1 < BATCH_ATTEMPTS {
+                        self.pending = Some((batch, attempts + 1));
+                        continue;
+                    }
+                    self.shared.counters.dropped.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    return;
+                }
+                Err(_) => {
+                    self.shared.counters.dropped.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    if self.shared.is_empty() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// One PutLogEvents call; the number of events CloudWatch rejected (too old or too new) on success.
+    async fn put(&mut self, client: &Client, batch: &[LogEvent]) -> Result<usize, Retry> {
+        let events = batch
+            .iter()
+            .map(|event| {
+                InputLogEvent::builder()
+                    .timestamp(event.timestamp)
+                    .message(event.message.clone())
+                    .build()
+                    .expect("timestamp and message are set")
+            })
+            .collect();
+        let sent = client
+            .put_log_events()
+            .log_group_name(&self.config.log_group)
+            .log_stream_name(&self.log_stream)
+            .set_log_events(Some(events))
+            .send()
+            .await;
+        match sent {
+            Ok(output) => Ok(output.rejected_log_events_info().map_or(0, |rejected| {
+                let too_new = rejected.too_new_log_event_start_index().map_or(0, |start| batch.len() - start as usize);
+                let too_old = rejected.too_old_log_event_end_index().map_or(0, |end| end as usize + 1);
+                let expired = rejected.expired_log_event_end_index().map_or(0, |end| end as usize + 1);
+                (too_new + too_old.max(expired)).min(batch.len())
+            })),
+            Err(error) => {
+                let service = error.as_service_error();
+                let retry = if service.is_some_and(|error| error.is_resource_not_found_exception()) {
+                    Retry::StreamMissing
+                } else if service.is_some_and(|error| {
+                    error.is_invalid_parameter_exception() || error.is_data_already_accepted_exception()
+                }) {
+                    Retry::Never
+                } else {
+                    Retry::Later
+                };
+                self.failed_call(format!("PutLogEvents: {}", error_text(&error)));
+                Err(retry)
+            }
+        }
+    }
+
+    fn failed_call(&mut self, error: String) {
+        self.shared.counters.failed_calls.fetch_add(1, Ordering::Relaxed);
+        self.last_error = Some(error);
+    }
+
+    /// Writes new losses to stderr, at most once per [`WARN_INTERVAL`].
+    fn warn_about_losses(&mut self) {
+        let stats = self.shared.stats();
+        let (dropped, failed) =
+            (stats.dropped - self.warned.stats.dropped, stats.failed_calls - self.warned.stats.failed_calls);
+        let due = self.warned.at.is_none_or(|at| at.elapsed() >= WARN_INTERVAL);
+        if (dropped > 0 || failed > 0) && due {
+            let last_error = self.last_error.take().unwrap_or_default();
+            eprintln!(
+                "cruddur-telemetry: CloudWatch Logs ({}): {dropped} log events dropped and {failed} calls failed since \
+                 the last report; requests are not affected. Last error: {last_error}",
+                self.config.log_group
+            );
+            self.warned = Warned { at: Some(Instant::now()), stats };
+        }
+    }
+}
+
+/// Whether a failed call's batch is worth another try.
+enum Retry {
+    /// At the next flush (the endpoint is down, answers 500, or throttles).
+    Later,
+    /// The group or stream is gone: make them, then try again.
+    StreamMissing,
+    /// CloudWatch refused the batch itself.
+    Never,
+}
+
+/// An SDK error with its source chain (the SDK's `Display` alone says "dispatch failure" or "service error").
+fn error_text(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shared() -> Shared {
+        Shared { buffer: Mutex::default(), counters: Counters::default(), batch_ready: Notify::new() }
+    }
+
+    #[test]
+    fn batches_keep_put_log_events_limits_in_order() {
+        let shared = shared();
+        let line = "x".repeat(1000);
+        for _ in 0..2500 {
+            shared.push(line.as_bytes());
+        }
+        let mut sizes = Vec::new();
+        loop {
+            let batch = shared.take_batch();
+            if batch.is_empty() {
+                break;
+            }
+            let bytes: usize = batch.iter().map(LogEvent::size).sum();
+            assert!(bytes <= MAX_BATCH_BYTES && batch.len() <= MAX_BATCH_EVENTS);
+            assert!(batch.windows(2).all(|pair| pair[0].timestamp <= pair[1].timestamp));
+            sizes.push(batch.len());
+        }
+        // 1026 bytes per event: 1022 fit in a megabyte.
+        assert_eq!(sizes, vec![1022, 1022, 456]);
+    }
+
+    #[test]
+    fn a_batch_spans_less_than_a_day_and_long_lines_are_cut() {
+        let shared = shared();
+        {
+            let mut buffer = shared.buffer.lock().unwrap();
+            for timestamp in [0, 1000, MAX_BATCH_SPAN_MS, MAX_BATCH_SPAN_MS + 1] {
+                buffer.events.push_back(LogEvent { timestamp, message: "a".into() });
+                buffer.bytes += 27;
+            }
+        }
+        assert_eq!(shared.take_batch().len(), 2);
+        assert_eq!(shared.take_batch().len(), 2);
+        shared.push("é".repeat(MAX_EVENT_BYTES).as_bytes());
+        let batch = shared.take_batch();
+        assert!(batch[0].size() <= MAX_EVENT_BYTES, "{}", batch[0].size());
+    }
+
+    #[test]
+    fn a_full_buffer_drops_and_counts() {
+        let shared = shared();
+        let line = "x".repeat(MAX_EVENT_BYTES - EVENT_OVERHEAD_BYTES);
+        for _ in 0..40 {
+            shared.push(line.as_bytes());
+        }
+        assert_eq!(shared.stats().dropped, 8);
+    }
+
+    #[test]
+    fn stream_names_hold_no_forbidden_characters() {
+        let name = stream_name("cruddur-backend");
+        assert!(!name.contains(':') && !name.contains('*'), "{name}");
+        assert!(name.contains("/cruddur-backend/") && name.ends_with(&format!("/{}", std::process::id())), "{name}");
+    }
+}
