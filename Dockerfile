@@ -11,24 +11,35 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/* \
     && rustup target add wasm32-unknown-unknown
 WORKDIR /workspace
-# Cargo's home in a cache mount: the registry, and the wasm-bindgen-cli that `cargo xtask frontend` installs, stay
-# between builds (cargo and rustc themselves are rustup's, on the PATH).
-ENV CARGO_HOME=/cargo-home
+# Cargo's home in a cache mount: the registry and wasm-bindgen-cli stay between builds (cargo and rustc themselves
+# are rustup's, on the PATH).
+ENV CARGO_HOME=/cargo-home PATH=/cargo-home/bin:$PATH
 COPY . .
+# One RUN: the three binaries (one cargo build), then the browser bundle as `cargo xtask frontend` makes it (the app
+# for wasm32, wasm-bindgen at Cargo.lock's version, wasm-opt -Oz from npm's binaryen, the static files), written
+# out here because compiling xtask itself would double the build; xtask/tests/deployment.rs keeps the two equal.
 # SQLX_OFFLINE (set in .cargo/config.toml) compiles the queries from backend/.sqlx: no database needed here.
-# `cargo xtask frontend` installs wasm-bindgen-cli at Cargo.lock's version and binaryen from npm, then builds the
-# release bundle into frontend/dist.
 RUN --mount=type=cache,target=/cargo-home \
     --mount=type=cache,target=/root/.npm \
     --mount=type=cache,target=/workspace/target \
-    cargo xtask frontend \
-    && cargo build --release --locked \
+    cargo build --release --locked \
         --package cruddur-backend --bin cruddur-backend \
         --package xray-daemon --bin xray \
         --package cruddur-frontend-server --bin cruddur-frontend \
-    && mkdir /out \
+    && mkdir -p /out/dist \
     && cp target/release/cruddur-backend target/release/xray target/release/cruddur-frontend /out/ \
-    && cp -r frontend/dist /out/dist
+    && cargo build --locked --package cruddur-frontend-app --target wasm32-unknown-unknown --profile wasm-release \
+    && bindgen="$(sed -n '/^name = "wasm-bindgen"$/{n;s/^version = "\(.*\)"$/\1/p;q}' Cargo.lock)" \
+    && if [ "$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen $bindgen" ]; then \
+        cargo install --force wasm-bindgen-cli --version "$bindgen"; fi \
+    && if ! target/frontend-tools/node_modules/.bin/wasm-opt --version | grep -q "version 132"; then \
+        npm install --no-save --no-audit --no-fund --prefix target/frontend-tools binaryen@132.0.0; fi \
+    && wasm-bindgen --target web --no-typescript --out-name cruddur --out-dir /out/dist \
+        target/wasm32-unknown-unknown/wasm-release/cruddur-frontend-app.wasm \
+    && target/frontend-tools/node_modules/.bin/wasm-opt -Oz --enable-bulk-memory --enable-nontrapping-float-to-int \
+        --enable-sign-ext --enable-reference-types --enable-multivalue \
+        /out/dist/cruddur_bg.wasm -o /out/dist/cruddur_bg.wasm \
+    && cp frontend/app/static/index.html frontend/app/static/style.css /out/dist/
 
 # The run stages share this base: the CA bundle (OTLP to Honeycomb, the daemon to X-Ray, both https) and a non-root
 # user. The daemon's healthcheck uses bash, part of the base.

@@ -132,7 +132,7 @@ impl Cli {
         T: Into<OsString> + Clone,
     {
         let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
-        let cli = Self::try_parse_from(&args)?;
+        let cli = Self::parse_flags(&args)?;
         let Some(first) = cli.after_flags.first() else {
             return Ok((cli, Vec::new()));
         };
@@ -145,7 +145,8 @@ impl Cli {
         if before.last().is_some_and(|arg| arg == "--") {
             before.pop();
         }
-        let spliced = Self::try_parse_from(before.into_iter().chain(flags.iter().map(OsString::from)))?;
+        before.extend(flags.iter().map(OsString::from));
+        let spliced = Self::parse_flags(&before)?;
         warnings.push(format!(
             "read the argument {first:?} as the flags `{}`: it is a whole command line in one argument (the \
              official daemon would ignore it and keep its defaults)",
@@ -156,6 +157,18 @@ impl Cli {
             warnings.push(ignored(&rest));
         }
         Ok((spliced, warnings))
+    }
+
+    /// Parses; what starts with a dash before any plain argument is a flag we do not know: an error, as in Go.
+    fn parse_flags(args: &[OsString]) -> Result<Self, clap::Error> {
+        let cli = Self::try_parse_from(args)?;
+        match cli.after_flags.first().map(|first| first.to_string_lossy()) {
+            Some(first) if first.starts_with('-') => {
+                let message = format!("unexpected argument '{first}' found");
+                Err(<Self as clap::CommandFactory>::command().error(clap::error::ErrorKind::UnknownArgument, message))
+            }
+            _ => Ok(cli),
+        }
     }
 }
 

@@ -484,13 +484,46 @@ fn env_sample_lists_every_variable_the_binaries_read() {
     }
 }
 
+/// A `const NAME: ... = <value>;` of xtask's frontend module, as written there.
+fn frontend_constant(name: &str) -> String {
+    let source = read("xtask/src/frontend.rs");
+    let start = source.find(&format!("const {name}: ")).unwrap_or_else(|| panic!("frontend.rs has no {name}"));
+    let value = &source[start + source[start..].find(" = ").unwrap() + 3..];
+    value[..value.find(";\n").unwrap()].trim().to_owned()
+}
+
+/// The image's bundle is the one `cargo xtask frontend` makes: its steps are written out in the build stage (so
+/// that the image need not compile xtask), with the same profile, tools, versions, flags and files.
 #[test]
-fn the_frontend_image_builds_the_wasm_bundle_and_serves_it_from_frontend_dist() {
+fn the_frontend_image_builds_the_bundle_as_cargo_xtask_frontend_does_and_serves_it_from_frontend_dist() {
     let build = stages().into_iter().find(|stage| stage.from.starts_with("rust:")).expect("a build stage");
     let runs: Vec<&str> =
         build.steps.iter().filter(|(keyword, _)| keyword == "RUN").map(|(_, run)| run.as_str()).collect();
     assert!(runs.iter().any(|run| run.contains("rustup target add wasm32-unknown-unknown")), "the wasm target");
-    assert!(runs.iter().any(|run| run.contains("cargo xtask frontend")), "the bundle is built in the build stage");
+    let bundle = runs.iter().find(|run| run.contains("wasm-bindgen --target web")).expect("the bundle's steps");
+    let unquote = |value: String| value.trim_matches('"').to_owned();
+    let profile = unquote(frontend_constant("PROFILE"));
+    let package = unquote(frontend_constant("APP_PACKAGE"));
+    let name = unquote(frontend_constant("BUNDLE_NAME"));
+    let binaryen = unquote(frontend_constant("BINARYEN"));
+    let major = binaryen.rsplit('@').next().unwrap().split('.').next().unwrap().to_owned();
+    for expected in [
+        format!("--package {package} --target wasm32-unknown-unknown --profile {profile}"),
+        format!("target/wasm32-unknown-unknown/{profile}/{package}.wasm"),
+        format!("--no-typescript --out-name {name}"),
+        format!("npm install --no-save --no-audit --no-fund --prefix target/frontend-tools {binaryen}"),
+        format!("grep -q \"version {major}\""),
+        format!("/out/dist/{name}_bg.wasm -o /out/dist/{name}_bg.wasm"),
+        "cargo install --force wasm-bindgen-cli --version".to_owned(),
+        "frontend/app/static/index.html frontend/app/static/style.css /out/dist/".to_owned(),
+    ] {
+        assert!(bundle.contains(&expected), "the build stage lacks `{expected}`");
+    }
+    let features = frontend_constant("WASM_FEATURES");
+    for feature in features.split('"').filter(|part| part.starts_with("--")) {
+        assert!(bundle.contains(&format!("-Oz ")) && bundle.contains(feature), "wasm-opt without {feature}");
+    }
+
     let frontend = stage("frontend");
     let env: Vec<&str> = frontend
         .steps
