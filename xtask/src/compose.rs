@@ -97,7 +97,7 @@ fn base_images() -> anyhow::Result<Vec<String>> {
     let root = workspace_root();
     let dockerfile = std::fs::read_to_string(root.join("Dockerfile"))?;
     let stages: BTreeSet<&str> =
-        dockerfile.lines().filter_map(|line| Some(line.strip_prefix("FROM ")?.split_whitespace().nth(2)?)).collect();
+        dockerfile.lines().filter_map(|line| line.strip_prefix("FROM ")?.split_whitespace().nth(2)).collect();
     let mut images: BTreeSet<String> = dockerfile
         .lines()
         .filter_map(|line| line.strip_prefix("FROM ")?.split_whitespace().next())

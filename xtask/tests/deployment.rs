@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use clap::{CommandFactory, Parser};
+use clap::CommandFactory;
 use serde_json::Value;
 
 fn root() -> PathBuf {
@@ -521,7 +521,7 @@ fn the_frontend_image_builds_the_bundle_as_cargo_xtask_frontend_does_and_serves_
     }
     let features = frontend_constant("WASM_FEATURES");
     for feature in features.split('"').filter(|part| part.starts_with("--")) {
-        assert!(bundle.contains(&format!("-Oz ")) && bundle.contains(feature), "wasm-opt without {feature}");
+        assert!(bundle.contains("-Oz ") && bundle.contains(feature), "wasm-opt without {feature}");
     }
 
     let frontend = stage("frontend");

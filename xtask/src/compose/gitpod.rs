@@ -108,9 +108,12 @@ fn check_the_workspace(project: &Project<'_>, home: &std::path::Path) -> anyhow:
         ensure!(allowed == Some(frontend_origin.as_str()), "CORS admits {frontend_origin}: {:?}", feed.headers());
         ensure!(feed.status() == 200, "the feed through the Gitpod host answered {}", feed.status());
         eprintln!("compose (gitpod): the frontend serves https://{backend_host}; CORS admits {frontend_origin}");
-        for service in [backend_host.as_str(), SERVICE_NAME] {
-            wait_for_service(&http, service).await?;
-        }
+        // X-Ray samples by its default rule (1 a second, then 5%): requests go on until one is sampled. Requests
+        // that do not match AWS_XRAY_URL (the healthchecks') carry the fixed name, HONEYCOMB_SERVICE_NAME's.
+        let feed_url = format!("http://{}/api/activities/home", backend_address()?);
+        let request = || http.get(&feed_url).header("host", &backend_host).send();
+        wait_for_service(&http, &backend_host, request).await?;
+        wait_for_service(&http, SERVICE_NAME, || async { Ok::<(), std::io::Error>(()) }).await?;
         eprintln!(
             "compose (gitpod): the backend's X-Ray segments are named {backend_host}, its OTLP spans {SERVICE_NAME}"
         );
@@ -142,10 +145,20 @@ fn check_the_workspace(project: &Project<'_>, home: &std::path::Path) -> anyhow:
     Ok(())
 }
 
-/// Waits until the console has a trace with a segment of `service`.
-async fn wait_for_service(http: &reqwest::Client, service: &str) -> anyhow::Result<()> {
+/// Waits until the console has a trace with a segment of `service`, calling `request` before each look.
+async fn wait_for_service<Request, Sent, Answer, Failure>(
+    http: &reqwest::Client,
+    service: &str,
+    request: Request,
+) -> anyhow::Result<()>
+where
+    Request: Fn() -> Sent,
+    Sent: std::future::Future<Output = Result<Answer, Failure>>,
+    Failure: std::error::Error + Send + Sync + 'static,
+{
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
+        request().await?;
         let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs_f64();
         let summaries: Value = http
             .post(format!("{CONSOLE}/TraceSummaries"))
