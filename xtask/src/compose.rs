@@ -24,6 +24,7 @@ mod stand_ins;
 
 use std::collections::BTreeSet;
 use std::ffi::OsStr;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -75,7 +76,7 @@ pub(crate) fn run() -> anyhow::Result<()> {
     project.compose(["up", "--detach"])?;
     project.wait_healthy()?;
     eprintln!("compose: `up` to every service healthy (images built): {:.1?}", up_started.elapsed());
-    let feed = get(backend_address()?, "/api/activities/home", &[])?;
+    let feed = get(BACKEND_ADDRESS, "/api/activities/home", &[])?;
     ensure!(feed.body.contains(&crud), "after down and up, the feed lacks the crud: {}", feed.body);
 
     let daemon_image = project.image_of("xray-daemon")?;
@@ -230,24 +231,20 @@ fn sample_variables() -> Vec<String> {
         .collect()
 }
 
-fn backend_address() -> anyhow::Result<std::net::SocketAddr> {
-    use std::net::ToSocketAddrs;
-    BACKEND.to_socket_addrs()?.find(|address| address.is_ipv4()).context("localhost:4567")
-}
+/// Where the published API and frontend answer on this machine.
+const BACKEND_ADDRESS: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 4567));
+const FRONTEND_ADDRESS: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 3000));
 
 /// The frontend serves the backend's URL; the backend answers the seeded feed to a request from the frontend's
 /// origin, CORS admitting it.
 fn check_feed_from_the_frontend_origin() -> anyhow::Result<()> {
-    let frontend = ("localhost:3000".parse::<std::net::SocketAddr>())
-        .or_else(|_| "127.0.0.1:3000".parse())
-        .context("the frontend's address")?;
-    let config = get(frontend, "/config.json", &[])?;
+    let config = get(FRONTEND_ADDRESS, "/config.json", &[])?;
     let served: Value = serde_json::from_str(&config.body).with_context(|| format!("/config.json: {}", config.body))?;
     ensure!(
         served.to_string().contains(&format!("http://{BACKEND}")),
         "the frontend serves the backend URL http://{BACKEND}: {served}"
     );
-    let feed = get(backend_address()?, "/api/activities/home", &[("Origin", FRONTEND)])?;
+    let feed = get(BACKEND_ADDRESS, "/api/activities/home", &[("Origin", FRONTEND)])?;
     ensure!(feed.status == 200, "the home feed answered {}: {}", feed.status, feed.body);
     ensure!(feed.header("access-control-allow-origin") == Some(FRONTEND), "CORS admits {FRONTEND}: {:?}", feed.headers);
     ensure!(feed.body.contains("This was imported as seed data!"), "the seeded feed: {}", feed.body);
@@ -280,21 +277,8 @@ async fn crud_trace_in_the_console() -> anyhow::Result<String> {
     let http = reqwest::Client::new();
     let deadline = tokio::time::Instant::now() + TRACE_WITHIN;
     loop {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs_f64();
-        let summaries: Value = http
-            .post(format!("{CONSOLE}/TraceSummaries"))
-            .json(&json!({
-                "StartTime": now - 3600.0,
-                "EndTime": now + 60.0,
-                "FilterExpression": "service(\"cruddur-frontend\") AND service(\"cruddur-backend\")",
-            }))
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
-            .await?;
-        let ids: Vec<Value> =
-            summaries["TraceSummaries"].as_array().into_iter().flatten().map(|summary| summary["Id"].clone()).collect();
+        let ids =
+            traces_in_the_console(&http, "service(\"cruddur-frontend\") AND service(\"cruddur-backend\")").await?;
         for chunk in ids.chunks(5) {
             let traces: Value = http
                 .post(format!("{CONSOLE}/Traces"))
@@ -321,6 +305,20 @@ async fn crud_trace_in_the_console() -> anyhow::Result<String> {
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+}
+
+/// The ids of the console's traces of the last hour that match an X-Ray filter expression (`GetTraceSummaries`).
+async fn traces_in_the_console(http: &reqwest::Client, filter: &str) -> anyhow::Result<Vec<Value>> {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs_f64();
+    let summaries: Value = http
+        .post(format!("{CONSOLE}/TraceSummaries"))
+        .json(&json!({ "StartTime": now - 3600.0, "EndTime": now + 60.0, "FilterExpression": filter }))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    Ok(summaries["TraceSummaries"].as_array().into_iter().flatten().map(|summary| summary["Id"].clone()).collect())
 }
 
 /// A trace with the browser's client span for `POST /api/activities`, and the backend's segment with an `INSERT`

@@ -14,13 +14,13 @@
 use std::collections::BTreeMap;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::engine::Engine;
-use super::{CONSOLE, PROJECT, Project, backend_address, sample_variables};
+use super::{BACKEND_ADDRESS, PROJECT, Project, sample_variables, traces_in_the_console};
 use crate::process::workspace_root;
 
 const WORKSPACE_ID: &str = "cruddur-check1";
@@ -99,7 +99,7 @@ fn check_the_workspace(project: &Project<'_>, home: &std::path::Path) -> anyhow:
             "the frontend serves the Gitpod URL of the API: {config}"
         );
         let feed = http
-            .get(format!("http://{}/api/activities/home", backend_address()?))
+            .get(format!("http://{}/api/activities/home", BACKEND_ADDRESS))
             .header("host", &backend_host)
             .header("origin", &frontend_origin)
             .send()
@@ -110,7 +110,7 @@ fn check_the_workspace(project: &Project<'_>, home: &std::path::Path) -> anyhow:
         eprintln!("compose (gitpod): the frontend serves https://{backend_host}; CORS admits {frontend_origin}");
         // X-Ray samples by its default rule (1 a second, then 5%): requests go on until one is sampled. Requests
         // that do not match AWS_XRAY_URL (the healthchecks') carry the fixed name, HONEYCOMB_SERVICE_NAME's.
-        let feed_url = format!("http://{}/api/activities/home", backend_address()?);
+        let feed_url = format!("http://{}/api/activities/home", BACKEND_ADDRESS);
         let request = || http.get(&feed_url).header("host", &backend_host).send();
         wait_for_service(&http, &backend_host, request).await?;
         wait_for_service(&http, SERVICE_NAME, || async { Ok::<(), std::io::Error>(()) }).await?;
@@ -159,20 +159,7 @@ where
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
         request().await?;
-        let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs_f64();
-        let summaries: Value = http
-            .post(format!("{CONSOLE}/TraceSummaries"))
-            .json(&json!({
-                "StartTime": now - 3600.0,
-                "EndTime": now + 60.0,
-                "FilterExpression": format!("service(\"{service}\")"),
-            }))
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
-            .await?;
-        if summaries["TraceSummaries"].as_array().is_some_and(|found| !found.is_empty()) {
+        if !traces_in_the_console(http, &format!("service(\"{service}\")")).await?.is_empty() {
             return Ok(());
         }
         if tokio::time::Instant::now() > deadline {
