@@ -43,8 +43,14 @@ pub(crate) fn check(engine: &Engine) -> anyhow::Result<()> {
         shell.env_remove(variable);
     }
     let path = engine.compose_path(shims.path())?;
+    // The toolchain stays this machine's (init's rustup), with the home of the workspace's own.
+    let real_home = std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default());
+    let rustup_home = std::env::var_os("RUSTUP_HOME").unwrap_or_else(|| real_home.join(".rustup").into());
+    let cargo_home = std::env::var_os("CARGO_HOME").unwrap_or_else(|| real_home.join(".cargo").into());
     shell
         .env("PATH", path)
+        .env("RUSTUP_HOME", rustup_home)
+        .env("CARGO_HOME", cargo_home)
         .env("HOME", home.path())
         .env("GITPOD_WORKSPACE_ID", WORKSPACE_ID)
         .env("GITPOD_WORKSPACE_CLUSTER_HOST", CLUSTER_HOST)
@@ -53,14 +59,31 @@ pub(crate) fn check(engine: &Engine) -> anyhow::Result<()> {
         .stdin(Stdio::null())
         .process_group(0);
     eprintln!("\n==> .gitpod.yml's stack task (before, init, command) as workspace {WORKSPACE_ID}.{CLUSTER_HOST}");
-    let task = Task(shell.spawn().context("starting bash")?);
-    let outcome = check_the_workspace(&project, home.path());
+    let mut task = Task(shell.spawn().context("starting bash")?);
+    let outcome = task.wait_for_the_stack(&project).and_then(|()| check_the_workspace(&project, home.path()));
     drop(task);
     outcome
 }
 
 /// The task's shell, stopped (with the `up` it runs) when dropped; the project's `down -v` follows.
 struct Task(Child);
+
+impl Task {
+    /// Waits until the task's `up` started the four containers; fails when the task ends before.
+    fn wait_for_the_stack(&mut self, project: &Project<'_>) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(1800);
+        while project.containers()?.len() < 4 {
+            if let Some(status) = self.0.try_wait()? {
+                bail!("the Gitpod task ended ({status}) before the stack was up");
+            }
+            if Instant::now() > deadline {
+                bail!("the Gitpod task did not start the stack within 30 minutes");
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        Ok(())
+    }
+}
 
 impl Drop for Task {
     fn drop(&mut self) {
