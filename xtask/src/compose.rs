@@ -63,6 +63,7 @@ pub(crate) fn run() -> anyhow::Result<()> {
     project.compose(["up", "--build", "--detach"])?;
     project.wait_healthy()?;
     eprintln!("compose: built, up and healthy in {:.0?}", build_started.elapsed());
+    project.report_image_sizes()?;
 
     let crud = format!("Posted through docker compose at {}", std::process::id());
     check_feed_from_the_frontend_origin()?;
@@ -165,15 +166,11 @@ impl<'a> Project<'a> {
         id.lines().next().map(str::to_owned).with_context(|| format!("no container for {service}"))
     }
 
+    /// The project's volumes (compose labels them with the project's name).
     fn volumes(&self) -> anyhow::Result<Vec<String>> {
-        let label = format!("label=com.docker.compose.project={}", self.name.replace('-', ""));
-        let label_v2 = format!("label=com.docker.compose.project={}", self.name);
-        let mut found = BTreeSet::new();
-        for filter in [label, label_v2] {
-            let names = Engine::output(self.engine.docker().args(["volume", "ls", "--quiet", "--filter", &filter]))?;
-            found.extend(names.lines().map(str::to_owned));
-        }
-        Ok(found.into_iter().collect())
+        let filter = format!("label=com.docker.compose.project={}", self.name);
+        let names = Engine::output(self.engine.docker().args(["volume", "ls", "--quiet", "--filter", &filter]))?;
+        Ok(names.lines().map(str::to_owned).collect())
     }
 
     /// Waits until every container reports healthy; fails at once when one is unhealthy or stopped.
@@ -379,6 +376,18 @@ fn the_bootcamp_daemon_service_runs_on_our_image(engine: &Engine, image: &str) -
 }
 
 impl Project<'_> {
+    /// Prints the size of each service's image (for README's numbers).
+    fn report_image_sizes(&self) -> anyhow::Result<()> {
+        for service in ["db", "xray-daemon", "backend", "frontend"] {
+            let size = Engine::output(
+                self.engine.docker().args(["image", "inspect", "--format", "{{.Size}}"]).arg(self.image_of(service)?),
+            )?;
+            let megabytes = size.parse::<f64>().unwrap_or_default() / 1e6;
+            eprintln!("compose: the {service} image is {megabytes:.0} MB");
+        }
+        Ok(())
+    }
+
     /// The image a service's container runs.
     fn image_of(&self, service: &str) -> anyhow::Result<String> {
         let container = self.container(service)?;
