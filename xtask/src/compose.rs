@@ -342,14 +342,25 @@ fn is_the_crud_trace(documents: &[Value]) -> bool {
 /// `amazon/aws-xray-daemon`): its one-string `command:` is read as flags, with a warning, and the daemon runs
 /// with local mode on and the UDP socket bound where that line says.
 fn the_bootcamp_daemon_service_runs_on_our_image(engine: &Engine, image: &str) -> anyhow::Result<()> {
+    // A name for the image, as a compose file names one; removed (the name only) at the end.
+    let tag = Tag::new(engine, image, "cruddur-compose-check/xray-daemon:bootcamp")?;
     let dir = tempfile::tempdir()?;
     let file = dir.path().join("docker-compose.yml");
-    std::fs::write(
-        &file,
-        format!(
-            "services:\n  xray-daemon:\n    image: \"{image}\"\n    environment:\n      AWS_ACCESS_KEY_ID: \"${{AWS_ACCESS_KEY_ID}}\"\n      AWS_SECRET_ACCESS_KEY: \"${{AWS_SECRET_ACCESS_KEY}}\"\n      AWS_REGION: \"us-east-1\"\n    command:\n      - \"xray -o -b xray-daemon:2000\"\n    ports:\n      - 2000:2000/udp\n"
-        ),
-    )?;
+    // The bootcamp's service (week 2), as it is written there but for the image.
+    let service = [
+        "services:",
+        "  xray-daemon:",
+        &format!("    image: \"{}\"", tag.name),
+        "    environment:",
+        "      AWS_ACCESS_KEY_ID: \"${AWS_ACCESS_KEY_ID}\"",
+        "      AWS_SECRET_ACCESS_KEY: \"${AWS_SECRET_ACCESS_KEY}\"",
+        "      AWS_REGION: \"us-east-1\"",
+        "    command:",
+        "      - \"xray -o -b xray-daemon:2000\"",
+        "    ports:",
+        "      - 2000:2000/udp",
+    ];
+    std::fs::write(&file, service.join("\n") + "\n")?;
     let bootcamp = Project::of(engine, file, &format!("{PROJECT}-bootcamp-daemon"))?;
     bootcamp.compose(["up", "--detach"])?;
     let container = bootcamp.container("xray-daemon")?;
@@ -372,6 +383,25 @@ fn the_bootcamp_daemon_service_runs_on_our_image(engine: &Engine, image: &str) -
             bail!("the bootcamp's daemon service did not start ({state}): {text}");
         }
         std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// A name given to an image for the check; the name (not the image) is removed when dropped.
+struct Tag<'a> {
+    engine: &'a Engine,
+    name: &'static str,
+}
+
+impl<'a> Tag<'a> {
+    fn new(engine: &'a Engine, image: &str, name: &'static str) -> anyhow::Result<Self> {
+        Engine::output(engine.docker().args(["tag", image, name]))?;
+        Ok(Self { engine, name })
+    }
+}
+
+impl Drop for Tag<'_> {
+    fn drop(&mut self) {
+        let _ = self.engine.docker().args(["rmi", self.name]).output();
     }
 }
 
