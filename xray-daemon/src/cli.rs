@@ -1,6 +1,7 @@
 //! The command line and `cfg.yaml` of the official daemon, flag for flag, merged into one [`Config`]:
 //! flags win over the file, the file over the defaults.
 
+use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -20,7 +21,8 @@ const DEFAULT_CONFIG_FILES: [&str; 2] = ["/etc/amazon/xray/cfg.yaml", "cfg.yaml"
 /// The AWS X-Ray daemon: receives segment documents on UDP and sends them to AWS X-Ray in batches; proxies the
 /// sampling API on TCP, signing each request.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "xray", version, disable_version_flag = true)]
+// A flag given twice takes its last value, as Go's flag package does: a `command:` can override the image's binds.
+#[command(name = "xray", version, disable_version_flag = true, args_override_self = true)]
 pub struct Cli {
     /// Amazon Resource Name (ARN) of the AWS resource running the daemon.
     #[arg(short = 'a', long = "resource-arn", env = "AWS_XRAY_RESOURCE_ARN")]
@@ -142,6 +144,80 @@ pub struct Cli {
     /// Print the version and exit.
     #[arg(short = 'v', long = "version", action = ArgAction::Version)]
     version: Option<bool>,
+
+    /// Everything from the first argument that is not a flag: the official daemon's parser stops there and ignores
+    /// the rest; [`Cli::parse_command_line`] reads a whole `xray ...` command line given as one argument.
+    #[arg(hide = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    after_flags: Vec<OsString>,
+}
+
+impl Cli {
+    /// Parses the command line as the official daemon does, and returns what the user should be warned about:
+    ///
+    /// - one argument that is a whole command line, `"xray -o -b xray-daemon:2000"` (what the bootcamp's compose
+    ///   file gives as `command:`), is split at whitespace and its flags read after the others (so they win), with
+    ///   a warning; the official daemon ignores it;
+    /// - other arguments after the flags are ignored with a warning, as the official daemon ignores them.
+    pub fn parse_command_line<I, T>(args: I) -> Result<(Self, Vec<String>), clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+        let cli = Self::parse_flags(&args)?;
+        let Some(first) = cli.after_flags.first() else {
+            return Ok((cli, Vec::new()));
+        };
+        let mut warnings = Vec::new();
+        let Some(flags) = command_line_in_one(first) else {
+            warnings.push(ignored(&cli.after_flags));
+            return Ok((cli, warnings));
+        };
+        let mut before: Vec<OsString> = args[..args.len() - cli.after_flags.len()].to_vec();
+        if before.last().is_some_and(|arg| arg == "--") {
+            before.pop();
+        }
+        before.extend(flags.iter().map(OsString::from));
+        let spliced = Self::parse_flags(&before)?;
+        warnings.push(format!(
+            "read the argument {first:?} as the flags `{}`: it is a whole command line in one argument (the \
+             official daemon would ignore it and keep its defaults)",
+            flags.join(" ")
+        ));
+        let rest: Vec<OsString> = cli.after_flags[1..].iter().chain(&spliced.after_flags).cloned().collect();
+        if !rest.is_empty() {
+            warnings.push(ignored(&rest));
+        }
+        Ok((spliced, warnings))
+    }
+
+    /// Parses; what starts with a dash before any plain argument is a flag we do not know: an error, as in Go.
+    fn parse_flags(args: &[OsString]) -> Result<Self, clap::Error> {
+        let cli = Self::try_parse_from(args)?;
+        match cli.after_flags.first().map(|first| first.to_string_lossy()) {
+            Some(first) if first.starts_with('-') => {
+                let message = format!("unexpected argument '{first}' found");
+                Err(<Self as clap::CommandFactory>::command().error(clap::error::ErrorKind::UnknownArgument, message))
+            }
+            _ => Ok(cli),
+        }
+    }
+}
+
+/// The flags of `"xray -o -b host:port"` (the program's name first, then only flags), if `arg` is such a line.
+fn command_line_in_one(arg: &OsString) -> Option<Vec<String>> {
+    let mut words = arg.to_str()?.split_whitespace();
+    let program = words.next()?;
+    let flags: Vec<String> = words.map(str::to_owned).collect();
+    let is_xray = Path::new(program).file_name().is_some_and(|name| name == "xray");
+    (is_xray && flags.first().is_some_and(|flag| flag.starts_with('-'))).then_some(flags)
+}
+
+fn ignored(args: &[OsString]) -> String {
+    format!(
+        "ignoring the arguments {args:?}: the flags end at the first argument that is not one, and the official \
+         daemon ignores the rest as well"
+    )
 }
 
 /// The official log levels. `dev` is the most verbose (trace); `prod` logs like `info`.
@@ -491,6 +567,53 @@ mod tests {
         assert_eq!(config.tcp_address, "127.0.0.1:2000");
         assert_eq!(config.concurrency, 8);
         assert!(config.buffer_bytes >= 3 * 1024 * 1024);
+    }
+
+    fn command_line(args: &[&str]) -> (Config, Vec<String>) {
+        let (cli, warnings) = Cli::parse_command_line(std::iter::once("xray").chain(args.iter().copied())).unwrap();
+        (Config::from_cli(&cli).unwrap(), warnings)
+    }
+
+    /// The official image's ENTRYPOINT, then the bootcamp compose file's `command: ["xray -o -b xray-daemon:2000"]`.
+    #[test]
+    fn a_whole_command_line_in_one_argument_is_split_and_wins_with_a_warning() {
+        let (config, warnings) =
+            command_line(&["-t", "0.0.0.0:2000", "-b", "0.0.0.0:2000", "xray -o -b xray-daemon:2000"]);
+        assert!(config.local_mode);
+        assert_eq!(config.udp_address, "xray-daemon:2000");
+        assert_eq!(config.tcp_address, "0.0.0.0:2000");
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("\"xray -o -b xray-daemon:2000\" as the flags `-o -b xray-daemon:2000`"));
+
+        let (config, _) = command_line(&["/usr/bin/xray -n eu-west-1 --local-mode"]);
+        assert_eq!(config.region.as_deref(), Some("eu-west-1"));
+        assert!(config.local_mode);
+    }
+
+    #[test]
+    fn arguments_after_the_flags_are_ignored_with_a_warning_as_the_official_daemon_does() {
+        let (config, warnings) = command_line(&["-o", "start", "-n", "eu-west-1"]);
+        assert!(config.local_mode);
+        assert_eq!(config.region, None, "nothing after the first plain argument is read");
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].starts_with("ignoring the arguments [\"start\", \"-n\", \"eu-west-1\"]"), "{warnings:?}");
+
+        let (_, warnings) = command_line(&["xray -o", "extra"]);
+        assert_eq!(warnings.len(), 2, "the split line, then the ignored rest: {warnings:?}");
+        assert!(warnings[1].starts_with("ignoring the arguments [\"extra\"]"), "{warnings:?}");
+
+        let (_, warnings) = command_line(&["-o", "-b", "0.0.0.0:2000"]);
+        assert!(warnings.is_empty(), "{warnings:?}");
+    }
+
+    #[test]
+    fn a_flag_given_twice_takes_the_last_value_and_unknown_flags_stay_errors() {
+        let (config, _) = command_line(&["-b", "0.0.0.0:2000", "-b", "127.0.0.1:3000"]);
+        assert_eq!(config.udp_address, "127.0.0.1:3000");
+        let error = Cli::parse_command_line(["xray", "--no-such-flag"]).unwrap_err();
+        assert_eq!(error.kind(), clap::error::ErrorKind::UnknownArgument);
+        let error = Cli::parse_command_line(["xray", "xray --no-such-flag"]).unwrap_err();
+        assert_eq!(error.kind(), clap::error::ErrorKind::UnknownArgument);
     }
 
     #[test]

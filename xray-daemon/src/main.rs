@@ -5,19 +5,21 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Mutex;
 
-use clap::Parser;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::filter::LevelFilter;
 use xray_daemon::{Cli, Config, Counters, DaemonError, Sockets, aws, log_file, run};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let (cli, warnings) = Cli::parse_command_line(std::env::args_os()).unwrap_or_else(|error| error.exit());
     let config = match Config::from_cli(&cli) {
         Ok(config) => config,
         Err(error) => return fail(&error),
     };
     if let Err(error) = init_logging(&config, cli.log_level.is_some()) {
         return fail(&error);
+    }
+    for warning in warnings {
+        tracing::warn!("{warning}");
     }
     let runtime = tokio::runtime::Runtime::new().expect("starting the Tokio runtime");
     let result = runtime.block_on(async {

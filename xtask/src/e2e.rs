@@ -67,10 +67,11 @@ pub(crate) fn run(build_bundle: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-struct Journey<'a> {
-    client: &'a Client,
-    browser: &'a Browser,
-    origin: String,
+/// A user's visit in the browser, at `origin`; `cargo xtask compose` walks part of it against the compose stack.
+pub(crate) struct Journey<'a> {
+    pub(crate) client: &'a Client,
+    pub(crate) browser: &'a Browser,
+    pub(crate) origin: String,
 }
 
 impl Journey<'_> {
@@ -117,7 +118,7 @@ impl Journey<'_> {
         Ok(())
     }
 
-    async fn sign_up(&self) -> anyhow::Result<()> {
+    pub(crate) async fn sign_up(&self) -> anyhow::Result<()> {
         self.open("/signup").await?;
         self.fill("input[name=display_name]", "E2E Tester").await?;
         self.fill("input[name=handle]", "e2etester").await?;
@@ -158,7 +159,7 @@ impl Journey<'_> {
         Ok(())
     }
 
-    async fn post_crud(&self, crud: &str) -> anyhow::Result<()> {
+    pub(crate) async fn post_crud(&self, crud: &str) -> anyhow::Result<()> {
         // A blank crud is refused with its reason.
         self.click(".crud_form button[type=submit]").await?;
         self.wait_for_text(".crud_form .error", "Write something first").await?;
@@ -325,7 +326,7 @@ impl Journey<'_> {
         Ok(())
     }
 
-    async fn open(&self, path: &str) -> anyhow::Result<()> {
+    pub(crate) async fn open(&self, path: &str) -> anyhow::Result<()> {
         self.client.goto(&format!("{}{path}", self.origin)).await.with_context(|| format!("opening {path}"))
     }
 

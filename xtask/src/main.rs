@@ -7,10 +7,12 @@
 //!   tracing off, to OTLP, to X-Ray, and to both.
 //! - `cargo xtask frontend`: the browser bundle in `frontend/dist` (wasm, its JavaScript glue, HTML, CSS).
 //! - `cargo xtask e2e`: the app in headless Chromium against the whole stack, traces checked end to end.
+//! - `cargo xtask compose`: `docker compose up --build` and the Gitpod tasks run for real, checked as a user would.
 //! - `cargo xtask smoke`: the stack as real processes, one request followed from the frontend's origin to X-Ray.
 //! - `cargo xtask sqlx-prepare`: regenerates `backend/.sqlx` after a query or a migration changed.
 
 mod bench;
+mod compose;
 mod e2e;
 mod frontend;
 mod install;
@@ -45,6 +47,8 @@ enum Command {
     Frontend(frontend::Args),
     /// Use the app in headless Chromium against the whole stack and check its traces end to end.
     E2e,
+    /// Run docker-compose.yml (and .gitpod.yml's tasks) for real and check the stack as a user would.
+    Compose,
     /// Start the whole stack as real processes and follow one request from the frontend's origin to X-Ray.
     Smoke,
     /// Regenerate the committed sqlx query data (backend/.sqlx) against a throwaway database.
@@ -58,6 +62,7 @@ fn main() -> ExitCode {
         Command::BenchApi(args) => bench::run(args),
         Command::Frontend(args) => frontend::build(&args),
         Command::E2e => e2e::run(true),
+        Command::Compose => compose::run(),
         Command::Smoke => smoke::run(),
         Command::SqlxPrepare => sqlx_prepare::run(),
     };

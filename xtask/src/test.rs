@@ -38,6 +38,8 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     eprintln!("\n==> the app end to end in headless Chromium");
     // The bundle built at the start is the one under test.
     crate::e2e::run(false)?;
+    eprintln!("\n==> docker compose and the Gitpod task, run for real");
+    crate::compose::run()?;
     eprintln!("\nall checks and tests passed");
     Ok(())
 }
