@@ -27,19 +27,37 @@ fn clap_vars(command: clap::Command) -> BTreeSet<String> {
     command.get_arguments().filter_map(|arg| arg.get_env()).map(|env| env.to_string_lossy().into_owned()).collect()
 }
 
-/// Every variable the telemetry crate looks up, recorded while it reads an empty environment and one with OTLP on
-/// (some variables are only read when OTLP is on).
+/// Every variable the telemetry crate looks up, recorded while it reads an empty environment and one with every
+/// signal on (some variables are only read when their signal is on).
 fn telemetry_vars() -> BTreeSet<String> {
     let looked_up = RefCell::new(BTreeSet::new());
-    for otlp_endpoint in [None, Some("http://127.0.0.1:4318")] {
+    let signals_on = [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318"),
+        ("ROLLBAR_ACCESS_TOKEN", "probe-token"),
+        ("CLOUDWATCH_LOG_GROUP", "cruddur"),
+    ];
+    for on in [&[][..], &signals_on[..]] {
         cruddur_telemetry::TelemetryConfig::from_lookup("probe", |name| {
             looked_up.borrow_mut().insert(name.to_owned());
-            otlp_endpoint.filter(|_| name == "OTEL_EXPORTER_OTLP_ENDPOINT").map(str::to_owned)
+            on.iter().find(|(variable, _)| *variable == name).map(|(_, value)| (*value).to_owned())
         })
         .expect("a valid configuration");
     }
     looked_up.into_inner()
 }
+
+/// What the AWS SDK reads for CloudWatch Logs' region and credentials in the backend, besides the telemetry crate's
+/// own variables.
+const CLOUDWATCH_AWS: [&str; 5] =
+    ["AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"];
+
+/// The OTLP destination of the daemon's fan-out, read through the telemetry crate's parser.
+const DAEMON_OTLP: [&str; 4] = [
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_HEADERS",
+    "HONEYCOMB_API_KEY",
+];
 
 /// What the AWS SDK's default chains read for region and credentials (besides the daemon's own flags).
 const AWS_CHAIN: [&str; 9] = [
@@ -57,12 +75,14 @@ const AWS_CHAIN: [&str; 9] = [
 fn backend_vars() -> BTreeSet<String> {
     let mut vars = clap_vars(cruddur_backend::Config::command());
     vars.extend(telemetry_vars());
+    vars.extend(CLOUDWATCH_AWS.map(String::from));
     vars
 }
 
 fn daemon_vars() -> BTreeSet<String> {
     let mut vars = clap_vars(xray_daemon::Cli::command());
     vars.extend(AWS_CHAIN.map(String::from));
+    vars.extend(DAEMON_OTLP.map(String::from));
     // The daemon's log filter, read by its main.
     vars.insert("RUST_LOG".into());
     vars
