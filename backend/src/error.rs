@@ -84,6 +84,7 @@ impl IntoResponse for ApiError {
         // The details go to the trace, the log and Rollbar (the telemetry's signals layer), never to the client.
         match &self {
             Self::Database(error) => response.extensions_mut().insert(Exception::from_error(error)),
+            Self::Timeout(_) => response.extensions_mut().insert(Exception::new("timeout", self.to_string())),
             Self::Internal(message) => response.extensions_mut().insert(Exception::new("internal", message.clone())),
             _ => None,
         };
