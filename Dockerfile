@@ -51,6 +51,10 @@ RUN apt-get update \
 
 FROM run AS xray-daemon
 COPY --from=build /out/xray /usr/local/bin/xray
+# The console serves the project's sampling rule (`Cruddur`), found where the daemon looks for it: the working
+# directory's infra/aws/json/xray.json.
+COPY infra/aws/json/xray.json /srv/cruddur/infra/aws/json/xray.json
+WORKDIR /srv/cruddur
 USER cruddur
 EXPOSE 2000/udp 2000/tcp
 HEALTHCHECK --interval=5s --timeout=3s --retries=12 CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/2000"]

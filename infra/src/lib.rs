@@ -38,11 +38,9 @@ pub enum InfraError {
     NoRuleFile { searched: PathBuf },
     #[error("{file}: cannot read it: {source}")]
     RuleFileUnreadable { file: String, source: std::io::Error },
-    #[error("{file}: not JSON: {source}")]
-    RuleFileNotJson { file: String, source: serde_json::Error },
-    /// One field of the rule file is wrong; nothing was called.
-    #[error("{file}: {field} {problem}")]
-    RuleField { file: String, field: String, problem: String },
+    /// The rule file is not JSON, or one of its fields is wrong; nothing was called.
+    #[error("{file}: {problem}")]
+    RuleFile { file: String, problem: xray_protocol::rule_file::RuleFileError },
     /// A setting (flag or variable) cannot be used.
     #[error("{setting}: {problem}")]
     Setting { setting: &'static str, problem: String },

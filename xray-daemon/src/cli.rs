@@ -406,11 +406,28 @@ impl Config {
     }
 }
 
+/// The project's rule file, when the daemon runs in the workspace (or a folder of it), as `infra` finds it.
+fn usual_rule_file() -> Option<PathBuf> {
+    let directory = std::env::current_dir().ok()?;
+    directory
+        .ancestors()
+        .map(|directory| directory.join(xray_protocol::rule_file::USUAL_PATH))
+        .find(|candidate| candidate.is_file())
+}
+
+/// The rule the console serves, from a rule file in `create-sampling-rule`'s format.
+fn read_rule_file(path: &std::path::Path) -> Result<xray_protocol::SamplingRule, DaemonError> {
+    let file = path.display();
+    let text = std::fs::read_to_string(path)
+        .map_err(|error| DaemonError::Config(format!("--console-rules {file}: cannot read it: {error}")))?;
+    xray_protocol::rule_file::parse(&text)
+        .map_err(|problem| DaemonError::Config(format!("--console-rules {file}: {problem}")))
+}
+
 /// The console's settings; the rule file is read (and checked) now, so a bad one stops the start.
 fn console_config(cli: &Cli) -> Result<xray_console::ConsoleConfig, DaemonError> {
-    let located = || std::env::current_dir().ok().and_then(|directory| infra::rule_file::locate(&directory).ok());
-    let rules = match cli.console_rules.clone().or_else(located) {
-        Some(path) => infra::rule_file::load(&path).map_err(|error| DaemonError::Config(error.to_string()))?,
+    let rules = match cli.console_rules.clone().or_else(usual_rule_file) {
+        Some(path) => read_rule_file(&path)?,
         None => xray_console::default_rules(),
     };
     let mut console = xray_console::ConsoleConfig::new();
@@ -688,7 +705,9 @@ mod tests {
     fn the_console_is_off_unless_asked_and_takes_its_bounds_file_and_rules() {
         assert!(Config::from_cli(&cli(&[]).unwrap()).unwrap().console.is_none());
         let rules = tempfile::NamedTempFile::new().unwrap();
-        let text = include_str!("../../infra/aws/json/xray.json").replace("\"FixedRate\": 0.1", "\"FixedRate\": 0.5");
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/aws/json/xray.json"))
+            .unwrap()
+            .replace("\"FixedRate\": 0.1", "\"FixedRate\": 0.5");
         std::fs::write(rules.path(), text).unwrap();
         let rules_path = rules.path().to_str().unwrap();
         let args = ["--console", "--console-traces", "50", "--console-memory", "8", "--console-file", "/tmp/t.jsonl"];

@@ -4,6 +4,7 @@
 //!
 //! - [`rule`]: the sampling rule model (`SamplingRule`, as `GetSamplingRules` sends it and `create-sampling-rule`
 //!   takes it), X-Ray's `Default` rule, and rule matching;
+//! - [`rule_file`]: the rule file (`create-sampling-rule`'s input), checked field by field;
 //! - [`api`]: the `GetSamplingRules` and `SamplingTargets` requests and answers;
 //! - [`reservoir`]: the reservoir arithmetic (a rule's traces per second, borrowing, its rate, the counts reported,
 //!   and how X-Ray shares a reservoir among the clients that report it);
@@ -17,6 +18,7 @@ pub mod api;
 pub mod otlp;
 pub mod reservoir;
 pub mod rule;
+pub mod rule_file;
 pub mod segment;
 pub mod segment_spans;
 

@@ -207,7 +207,7 @@ fn bad_rule_files() -> Vec<(&'static str, String, &'static str)> {
         ("Version 2", rule_file_with("Version", json!(2)), "Version must be between 1 and 1, not 2"),
         ("unknown field", rule_file_with("FixedRat", json!(0.1)), "FixedRat is not a field of a sampling rule"),
         ("RuleARN", rule_file_with("RuleARN", json!("arn")), "RuleARN is assigned by X-Ray"),
-        ("Tags", tagged.to_string(), "Tags are not managed by cruddur-infra"),
+        ("Tags", tagged.to_string(), "Tags are not set by a rule file"),
         ("attribute", rule_file_with("Attributes", json!({"a": 1})), "Attributes a must be a string"),
     ]
 }

@@ -29,9 +29,13 @@ pub(crate) fn no_account() -> SdkConfig {
 
 /// The console, answering sampling from the committed rule file (read here, where it is configured).
 pub(crate) fn console(config: &mut Config) {
-    let rule_file = infra::rule_file::locate(std::path::Path::new(env!("CARGO_MANIFEST_DIR"))).expect("the rule file");
+    let rule_file =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(xray_protocol::rule_file::USUAL_PATH);
     let mut console = xray_console::ConsoleConfig::new();
-    console.rules = vec![infra::rule_file::load(&rule_file).expect("the committed rule file is valid")];
+    console.rules = vec![
+        xray_protocol::rule_file::parse(&std::fs::read_to_string(&rule_file).expect("the rule file"))
+            .expect("the committed rule file is valid"),
+    ];
     config.console = Some(console);
 }
 
