@@ -306,7 +306,8 @@ async fn a_statement_past_the_timeout_answers_503_and_says_why() {
     holder.rollback().await.unwrap();
 
     let log = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
-    let line = log.lines().find(|line| line.contains(" failed exception_type=timeout")).unwrap_or_else(|| panic!("{log}"));
+    let line =
+        log.lines().find(|line| line.contains(" failed exception_type=timeout")).unwrap_or_else(|| panic!("{log}"));
     assert!(line.contains("DATABASE_STATEMENT_TIMEOUT_MS") && line.contains("statement timeout"), "{line}");
     assert!(line.contains("/api/activities/home"), "in the request's span: {line}");
 
