@@ -133,6 +133,11 @@ pub struct Cli {
     #[arg(long = "otlp-headers", env = "OTEL_EXPORTER_OTLP_HEADERS", hide_env_values = true)]
     pub otlp_headers: Option<String>,
 
+    /// Headers sent with the metrics forwarded to the OTLP destination, after --otlp-headers (Honeycomb wants
+    /// `x-honeycomb-dataset=<name>` for metrics).
+    #[arg(long = "otlp-metrics-headers", env = "OTEL_EXPORTER_OTLP_METRICS_HEADERS", hide_env_values = true)]
+    pub otlp_metrics_headers: Option<String>,
+
     /// Honeycomb's API key: sent as `x-honeycomb-team` unless --otlp-headers names it.
     #[arg(long = "honeycomb-api-key", env = "HONEYCOMB_API_KEY", hide_env_values = true)]
     pub honeycomb_api_key: Option<String>,
@@ -459,6 +464,9 @@ pub struct OtlpDestination {
     /// The full traces URL (`.../v1/traces`).
     pub traces_endpoint: String,
     pub headers: Vec<(String, String)>,
+    /// Where the metrics apps send the daemon go on to (`.../v1/metrics`), with their headers; `None` when only a
+    /// traces URL is configured.
+    pub metrics: Option<(String, Vec<(String, String)>)>,
 }
 
 impl std::fmt::Debug for OtlpDestination {
@@ -469,6 +477,7 @@ impl std::fmt::Debug for OtlpDestination {
             .debug_struct("OtlpDestination")
             .field("traces_endpoint", &self.traces_endpoint)
             .field("header_names", &names)
+            .field("metrics_endpoint", &self.metrics.as_ref().map(|(endpoint, _)| endpoint))
             .finish()
     }
 }
@@ -510,11 +519,13 @@ fn gateway_config(
         "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT" => cli.otlp_traces_endpoint.clone(),
         "OTEL_EXPORTER_OTLP_HEADERS" => cli.otlp_headers.clone(),
         "HONEYCOMB_API_KEY" => cli.honeycomb_api_key.clone(),
+        "OTEL_EXPORTER_OTLP_METRICS_HEADERS" => cli.otlp_metrics_headers.clone(),
         _ => None,
     };
-    let otlp = cruddur_telemetry::TelemetryConfig::from_lookup("xray-daemon", lookup)
-        .map_err(|error| DaemonError::Config(error.to_string()))?
-        .otlp;
+    let telemetry = cruddur_telemetry::TelemetryConfig::from_lookup("xray-daemon", lookup)
+        .map_err(|error| DaemonError::Config(error.to_string()))?;
+    let metrics = telemetry.metrics.map(|metrics| (metrics.endpoint.to_string(), metrics.headers));
+    let otlp = telemetry.otlp;
     let forward_segments_as_otlp = cli.forward_segments_as_otlp || file_forward.unwrap_or(false);
     if forward_segments_as_otlp && otlp.is_none() {
         return Err(DaemonError::Config(
@@ -525,8 +536,11 @@ fn gateway_config(
     }
     Ok(GatewayConfig {
         xray_delivery: cli.xray_delivery.or(file_delivery).unwrap_or_default(),
-        otlp_destination: otlp
-            .map(|otlp| OtlpDestination { traces_endpoint: otlp.traces_endpoint.to_string(), headers: otlp.headers }),
+        otlp_destination: otlp.map(|otlp| OtlpDestination {
+            traces_endpoint: otlp.traces_endpoint.to_string(),
+            headers: otlp.headers,
+            metrics,
+        }),
         forward_segments_as_otlp,
         queue_bytes: cli.otlp_queue_memory.saturating_mul(1024 * 1024),
         ..GatewayConfig::default()
@@ -845,11 +859,30 @@ Logging:
         assert_eq!(destination.traces_endpoint, "https://api.honeycomb.io/v1/traces");
         assert_eq!(destination.headers, [("x-honeycomb-team".to_owned(), "k".to_owned())]);
         assert!(!format!("{destination:?}").contains("\"k\""), "the key is never printed");
+        let team = ("x-honeycomb-team".to_owned(), "k".to_owned());
+        assert_eq!(destination.metrics, Some(("https://api.honeycomb.io/v1/metrics".to_owned(), vec![team.clone()])));
+        let config = Config::from_cli(
+            &cli(&[
+                "--otlp-endpoint",
+                "https://api.honeycomb.io",
+                "--honeycomb-api-key",
+                "k",
+                "--otlp-metrics-headers",
+                "x-honeycomb-dataset=cruddur-metrics",
+            ])
+            .unwrap(),
+        )
+        .unwrap();
+        let (_, headers) = config.gateway.otlp_destination.unwrap().metrics.unwrap();
+        let dataset = ("x-honeycomb-dataset".to_owned(), "cruddur-metrics".to_owned());
+        assert_eq!(headers, [team, dataset], "metrics get their own headers after the common ones");
 
         let config = with_file(yaml, &["--xray-delivery", "segments", "--otlp-traces-endpoint", "http://c:4318/t"]);
         let config = config.unwrap();
         assert_eq!(config.gateway.xray_delivery, XrayDelivery::Segments, "the flag wins over the file");
-        assert_eq!(config.gateway.otlp_destination.unwrap().traces_endpoint, "http://c:4318/t");
+        let destination = config.gateway.otlp_destination.unwrap();
+        assert_eq!(destination.traces_endpoint, "http://c:4318/t");
+        assert_eq!(destination.metrics, None, "a traces URL says nothing of where metrics go");
         let error = with_file("Version: 2\n", &["--otlp-endpoint", "ftp://x"]).unwrap_err().to_string();
         assert!(error.contains("OTEL_EXPORTER_OTLP_ENDPOINT"), "{error}");
         assert!(cli(&["--xray-delivery", "udp"]).is_err());

@@ -42,6 +42,7 @@ struct Inner {
     otlp_bad_requests: AtomicU64,
     xray_otlp: DestinationCounters,
     fan_out: DestinationCounters,
+    metrics: DestinationCounters,
 }
 
 /// One OTLP destination's counters.
@@ -87,9 +88,12 @@ pub struct OtlpSnapshot {
     pub xray: DestinationSnapshot,
     /// The OTLP destination of `OTEL_EXPORTER_OTLP_*`.
     pub fan_out: DestinationSnapshot,
+    /// That destination's metrics endpoint, in data points (received on `POST /v1/metrics`).
+    pub metrics: DestinationSnapshot,
 }
 
-/// One OTLP destination at one moment: at rest, `offered = sent + refused + dropped`.
+/// One OTLP destination at one moment: at rest, `offered = sent + refused + dropped`. Counted in spans (in data
+/// points on the metrics lane).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DestinationSnapshot {
     /// Spans handed to the destination.
@@ -112,6 +116,17 @@ pub struct DestinationSnapshot {
 pub(crate) enum Lane {
     Xray,
     FanOut,
+    Metrics,
+}
+
+impl Lane {
+    /// What the lane counts, for the log.
+    pub(crate) fn units(self) -> &'static str {
+        match self {
+            Lane::Xray | Lane::FanOut => "span(s)",
+            Lane::Metrics => "data point(s)",
+        }
+    }
 }
 
 /// Failed calls to X-Ray, by kind: the official `BackendConnectionErrors`.
@@ -161,6 +176,7 @@ impl Counters {
                 bad_requests: load(&inner.otlp_bad_requests),
                 xray: inner.xray_otlp.snapshot(),
                 fan_out: inner.fan_out.snapshot(),
+                metrics: inner.metrics.snapshot(),
             },
         }
     }
@@ -178,6 +194,7 @@ impl Counters {
         match lane {
             Lane::Xray => &self.0.xray_otlp,
             Lane::FanOut => &self.0.fan_out,
+            Lane::Metrics => &self.0.metrics,
         }
     }
 

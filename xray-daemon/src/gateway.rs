@@ -9,6 +9,7 @@
 //! segments to spans (`xray_protocol::segment_spans`).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use aws_config::SdkConfig;
@@ -63,6 +64,9 @@ pub(crate) struct Gateway {
     xray: Option<Destination>,
     /// The `OTEL_EXPORTER_OTLP_*` destination.
     fan_out: Option<Destination>,
+    /// Its metrics endpoint.
+    metrics: Option<Destination>,
+    unforwarded_metrics_said: AtomicBool,
     forward_segments: bool,
     pub(crate) bad_requests_log: RateLimitedLog,
     console_drops: RateLimitedLog,
@@ -118,29 +122,32 @@ pub(crate) fn start(
             )
         }
     };
-    let fan_out = match &settings.otlp_destination {
-        None => None,
+    let (fan_out, metrics) = match &settings.otlp_destination {
+        None => (None, None),
         Some(destination) => {
-            let headers = destination
-                .headers
-                .iter()
-                .map(|(name, value)| {
-                    let invalid = || DaemonError::Config(format!("OTEL_EXPORTER_OTLP_HEADERS: {name} is not valid"));
-                    Ok((
-                        HeaderName::try_from(name).map_err(|_| invalid())?,
-                        HeaderValue::try_from(value).map_err(|_| invalid())?,
-                    ))
-                })
-                .collect::<Result<Vec<_>, DaemonError>>()?;
             let url = destination.traces_endpoint.clone();
             tracing::info!(%url, segments = settings.forward_segments_as_otlp, "OTLP spans are also forwarded");
-            Some(start(Target {
+            let fan_out = start(Target {
                 name: "OTLP destination",
                 url,
-                auth: Auth::Headers(headers),
-                client,
+                auth: Auth::Headers(header_map(&destination.headers)?),
+                client: client.clone(),
                 lane: Lane::FanOut,
-            }))
+            });
+            let metrics = match &destination.metrics {
+                None => None,
+                Some((url, headers)) => {
+                    tracing::info!(%url, "OTLP metrics received are forwarded");
+                    Some(start(Target {
+                        name: "OTLP metrics destination",
+                        url: url.clone(),
+                        auth: Auth::Headers(header_map(headers)?),
+                        client,
+                        lane: Lane::Metrics,
+                    }))
+                }
+            };
+            (Some(fan_out), metrics)
         }
     };
     let gateway = Gateway {
@@ -150,6 +157,8 @@ pub(crate) fn start(
         xray,
         forward_segments: settings.forward_segments_as_otlp && fan_out.is_some(),
         fan_out,
+        metrics,
+        unforwarded_metrics_said: AtomicBool::new(false),
         bad_requests_log: RateLimitedLog::new(Duration::from_secs(10)),
         console_drops: RateLimitedLog::new(Duration::from_secs(10)),
     };
@@ -162,7 +171,8 @@ impl Gateway {
     }
 
     /// Hands a decoded export to every consumer; `encoded` is its protobuf form when the client sent one. Returns the
-    /// spans refused for invalid ids, or [`OtlpError::Busy`] when no consumer had room for any of it.
+    /// spans refused for invalid ids, or [`OtlpError::Busy`] when no consumer had room for any of it. X-Ray gets the
+    /// spans of processes that do not send it segments themselves (`xray_protocol::otlp::without_own_segments`).
     pub(crate) fn export(
         &self,
         mut request: ExportTraceServiceRequest,
@@ -174,11 +184,13 @@ impl Gateway {
             return Ok(rejected);
         }
         let encoded = encoded.filter(|_| rejected == 0).unwrap_or_else(|| request.encode_to_vec().into());
-        let documents = if self.console.is_some() || self.segments.is_some() {
-            xray_protocol::otlp::segment_documents(&request)
-        } else {
-            Vec::new()
+        // X-Ray's share leaves out the processes that send it their own segments (the backend's, by UDP).
+        let xray_share = match (&self.segments, &self.xray) {
+            (None, None) => None,
+            _ => xray_protocol::otlp::without_own_segments(&request),
         };
+        let documents =
+            if self.console.is_some() { xray_protocol::otlp::segment_documents(&request) } else { Vec::new() };
         if let Some(console) = &self.console {
             for document in &documents {
                 if !console.offer(document.clone(), xray_console::Source::Otlp) {
@@ -190,18 +202,51 @@ impl Gateway {
         let mut taken = false;
         if let Some(segments) = &self.segments {
             consumers += 1;
+            let documents = match &xray_share {
+                Some((share, _)) => xray_protocol::otlp::segment_documents(share),
+                None if self.console.is_some() => documents,
+                None => xray_protocol::otlp::segment_documents(&request),
+            };
+            // Nothing for X-Ray counts as taken.
+            taken |= documents.is_empty();
             for document in documents {
                 taken |= segments.offer(document);
             }
         }
-        for destination in [&self.xray, &self.fan_out].into_iter().flatten() {
+        if let Some(xray) = &self.xray {
             consumers += 1;
-            taken |= destination.offer(Export { body: encoded.clone(), spans });
+            taken |= match &xray_share {
+                Some((_, 0)) => true,
+                Some((share, spans)) => xray.offer(Export { body: share.encode_to_vec().into(), spans: *spans }),
+                None => xray.offer(Export { body: encoded.clone(), spans }),
+            };
+        }
+        if let Some(fan_out) = &self.fan_out {
+            consumers += 1;
+            taken |= fan_out.offer(Export { body: encoded, spans });
         }
         if consumers > 0 && !taken {
             return Err(OtlpError::Busy);
         }
         Ok(rejected)
+    }
+
+    /// Forwards a metrics export (protobuf) holding `points` data points to the OTLP destination's metrics endpoint;
+    /// without one it is taken and not kept. [`OtlpError::Busy`] when the queue has no room.
+    pub(crate) fn export_metrics(&self, body: Bytes, points: u64) -> Result<(), OtlpError> {
+        match &self.metrics {
+            Some(metrics) if !metrics.offer(Export { body, spans: points }) => Err(OtlpError::Busy),
+            Some(_) => Ok(()),
+            None => {
+                if !self.unforwarded_metrics_said.swap(true, Ordering::Relaxed) {
+                    tracing::info!(
+                        "metrics received are not kept: forwarding them needs an OTLP destination \
+                         (OTEL_EXPORTER_OTLP_ENDPOINT)"
+                    );
+                }
+                Ok(())
+            }
+        }
     }
 
     /// With `--forward-segments-as-otlp`, a UDP segment goes to the OTLP destination as spans.
@@ -211,6 +256,20 @@ impl Gateway {
             fan_out.offer(Export { body: request.encode_to_vec().into(), spans });
         }
     }
+}
+
+/// Headers as `OTEL_EXPORTER_OTLP_*HEADERS` gave them, checked.
+fn header_map(headers: &[(String, String)]) -> Result<Vec<(HeaderName, HeaderValue)>, DaemonError> {
+    headers
+        .iter()
+        .map(|(name, value)| {
+            let invalid = || DaemonError::Config(format!("OTEL_EXPORTER_OTLP_HEADERS: {name} is not valid"));
+            Ok((
+                HeaderName::try_from(name).map_err(|_| invalid())?,
+                HeaderValue::try_from(value).map_err(|_| invalid())?,
+            ))
+        })
+        .collect()
 }
 
 /// Removes the spans no consumer can use (a trace id that is not 16 bytes, a span id that is not 8, or all zero);

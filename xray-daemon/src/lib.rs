@@ -8,7 +8,8 @@
 //! - the TCP proxy strips hop-by-hop and sidecar headers before signing, so the signature survives the next hop;
 //! - `--endpoint` (and `AWS_ENDPOINT_URL_XRAY`) point it at any X-Ray-compatible endpoint;
 //! - it is a small OTLP gateway too: OTLP/HTTP spans in on the TCP port ([`otlp_in`]), to X-Ray as segments or to
-//!   its OTLP endpoint, and to any OTLP destination with the UDP segments as spans ([`gateway`]).
+//!   its OTLP endpoint, and to any OTLP destination with the UDP segments as spans, OTLP metrics passed on to it
+//!   ([`gateway`]).
 //!
 //! [`run`] takes bound sockets, the resolved [`Config`], the AWS configuration and a shutdown future, so tests run
 //! it on 127.0.0.1:0 against a local endpoint.
@@ -334,6 +335,9 @@ fn log_totals(counters: &Counters, console: Option<&xray_console::Console>) {
         fan_out_sent = otlp.fan_out.sent,
         fan_out_dropped = otlp.fan_out.dropped,
         fan_out_refused = otlp.fan_out.refused,
+        metrics_sent_points = otlp.metrics.sent,
+        metrics_dropped_points = otlp.metrics.dropped,
+        metrics_refused_points = otlp.metrics.refused,
         "X-Ray daemon stopped"
     );
 }

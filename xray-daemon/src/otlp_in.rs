@@ -1,4 +1,4 @@
-//! OTLP in: `POST /v1/traces` on the TCP port, as the OTLP/HTTP spec asks of a collector.
+//! OTLP in: `POST /v1/traces` and `POST /v1/metrics` on the TCP port, as the OTLP/HTTP spec asks of a collector.
 //!
 //! - `application/x-protobuf` or `application/json` (OTLP/JSON), plain or `Content-Encoding: gzip`; anything else
 //!   is `415`;
@@ -7,6 +7,9 @@
 //! - spans without a valid trace or span id are refused in a partial success (`rejected_spans` and a message) and
 //!   the others are taken;
 //! - when no consumer has room (every queue full), `503` with `Retry-After`, which exporters retry.
+//!
+//! Metrics go on to the OTLP destination's metrics endpoint, unchanged (an app that exports to the daemon sends its
+//! metrics there too); without one they are taken and not kept, so such an app's exporter stays quiet.
 
 use std::io::Read;
 use std::sync::Arc;
@@ -18,9 +21,11 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use http::{HeaderMap, StatusCode, header};
+use opentelemetry_proto::tonic::collector::metrics::v1::{ExportMetricsServiceRequest, ExportMetricsServiceResponse};
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
+use opentelemetry_proto::tonic::metrics::v1::metric;
 use prost::Message;
 
 use crate::gateway::Gateway;
@@ -31,9 +36,12 @@ pub const MAX_REQUEST_BYTES: usize = 8 * 1024 * 1024;
 /// What a client waits before retrying when every queue is full.
 const RETRY_AFTER_SECONDS: &str = "1";
 
-/// The route, on the daemon's TCP port.
+/// The routes, on the daemon's TCP port.
 pub(crate) fn router(gateway: Arc<Gateway>) -> Router {
-    Router::new().route("/v1/traces", post(traces).layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))).with_state(gateway)
+    Router::new()
+        .route("/v1/traces", post(traces).layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES)))
+        .route("/v1/metrics", post(metrics).layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES)))
+        .with_state(gateway)
 }
 
 /// Why a request is not taken.
@@ -93,6 +101,24 @@ async fn traces(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    answer(&gateway, &headers, body, take_spans)
+}
+
+async fn metrics(
+    State(gateway): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    answer(&gateway, &headers, body, take_metrics)
+}
+
+/// Reads the body in the request's format and answers in it: `take` gets the body (decompressed) and its format.
+fn answer<T: Message + serde::Serialize>(
+    gateway: &Gateway,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    take: impl FnOnce(&Gateway, Format, Bytes) -> Result<T, OtlpError>,
+) -> Response {
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok()).unwrap_or_default();
     let format = match content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase().as_str() {
         "application/x-protobuf" | "application/protobuf" => Some(Format::Protobuf),
@@ -101,7 +127,7 @@ async fn traces(
     };
     let answered = match format {
         None => Err(OtlpError::UnsupportedContentType(content_type.to_owned())),
-        Some(format) => take(&gateway, format, &headers, body),
+        Some(format) => read_body(headers, body).and_then(|body| take(gateway, format, body)),
     };
     let format = format.unwrap_or(Format::Json);
     match answered {
@@ -118,29 +144,36 @@ async fn traces(
     }
 }
 
-fn take(
-    gateway: &Gateway,
-    format: Format,
-    headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<ExportTraceServiceResponse, OtlpError> {
+/// The body, within the limit and decompressed.
+fn read_body(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Bytes, OtlpError> {
     let body = body.map_err(|rejection| match rejection.status() {
         StatusCode::PAYLOAD_TOO_LARGE => OtlpError::TooLarge,
         _ => OtlpError::Malformed(format!("reading the request: {rejection}")),
     })?;
-    let body = decompress(headers, body)?;
-    let (request, encoded) = match format {
-        Format::Protobuf => (
-            ExportTraceServiceRequest::decode(body.clone())
+    decompress(headers, body)
+}
+
+/// `body` as an OTLP request of type `T`, and its protobuf form when it came as protobuf.
+fn decode<T: Message + Default + serde::de::DeserializeOwned>(
+    format: Format,
+    body: Bytes,
+) -> Result<(T, Option<Bytes>), OtlpError> {
+    match format {
+        Format::Protobuf => Ok((
+            T::decode(body.clone())
                 .map_err(|error| OtlpError::Malformed(format!("not an OTLP protobuf request: {error}")))?,
             Some(body),
-        ),
-        Format::Json => (
+        )),
+        Format::Json => Ok((
             serde_json::from_slice(&body)
                 .map_err(|error| OtlpError::Malformed(format!("not an OTLP/JSON request: {error}")))?,
             None,
-        ),
-    };
+        )),
+    }
+}
+
+fn take_spans(gateway: &Gateway, format: Format, body: Bytes) -> Result<ExportTraceServiceResponse, OtlpError> {
+    let (request, encoded) = decode::<ExportTraceServiceRequest>(format, body)?;
     let rejected = gateway.export(request, encoded)?;
     Ok(ExportTraceServiceResponse {
         partial_success: (rejected > 0).then(|| ExportTracePartialSuccess {
@@ -148,6 +181,30 @@ fn take(
             error_message: format!("{rejected} span(s) without a valid trace id (16 bytes) or span id (8 bytes)"),
         }),
     })
+}
+
+fn take_metrics(gateway: &Gateway, format: Format, body: Bytes) -> Result<ExportMetricsServiceResponse, OtlpError> {
+    let (request, encoded) = decode::<ExportMetricsServiceRequest>(format, body)?;
+    let points = data_points(&request);
+    let encoded = encoded.unwrap_or_else(|| request.encode_to_vec().into());
+    gateway.export_metrics(encoded, points)?;
+    Ok(ExportMetricsServiceResponse { partial_success: None })
+}
+
+/// The data points of a metrics request: what its destination's counters count.
+fn data_points(request: &ExportMetricsServiceRequest) -> u64 {
+    let metrics = request.resource_metrics.iter().flat_map(|resource| &resource.scope_metrics);
+    metrics
+        .flat_map(|scope| &scope.metrics)
+        .map(|metric| match &metric.data {
+            Some(metric::Data::Gauge(gauge)) => gauge.data_points.len(),
+            Some(metric::Data::Sum(sum)) => sum.data_points.len(),
+            Some(metric::Data::Histogram(histogram)) => histogram.data_points.len(),
+            Some(metric::Data::ExponentialHistogram(histogram)) => histogram.data_points.len(),
+            Some(metric::Data::Summary(summary)) => summary.data_points.len(),
+            None => 0,
+        } as u64)
+        .sum()
 }
 
 /// The body as sent, or gunzipped, never past [`MAX_REQUEST_BYTES`] (a small bomb cannot grow into memory).

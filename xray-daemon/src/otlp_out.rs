@@ -2,9 +2,11 @@
 //! (bytes, [`crate::GatewayConfig::queue_bytes`]), its own batches, its own calls in flight, its own retries, so a
 //! slow or dead destination never delays another, the console or the UDP path.
 //!
-//! Exports are queued as protobuf `ExportTraceServiceRequest`s; a batch is their concatenation, which protobuf
-//! decodes as one request holding every `resource_spans` (repeated fields of concatenated messages are appended),
-//! so batching costs a copy and no re-encoding. Retried as the OTLP exporter spec says: connection errors, 429, 502,
+//! Exports are queued as protobuf `ExportTraceServiceRequest`s (or `ExportMetricsServiceRequest`s); a batch is
+//! their concatenation, which protobuf decodes as one request holding every `resource_spans` (repeated fields of
+//! concatenated messages are appended), so batching costs a copy and no re-encoding. The two answers' partial
+//! successes have the same wire form (field 1, the count rejected; field 2, the message), read here as the traces
+//! one. Retried as the OTLP exporter spec says: connection errors, 429, 502,
 //! 503 and 504, after `Retry-After` when the answer has one, else with exponential backoff and jitter; any other
 //! answer is final. Whatever does not fit the queue, or is still unsent at the shutdown deadline, is dropped and
 //! counted.
@@ -39,8 +41,9 @@ const CREDENTIALS_REFRESH: Duration = Duration::from_secs(300);
 
 /// One export waiting in a queue.
 pub(crate) struct Export {
-    /// A protobuf `ExportTraceServiceRequest`.
+    /// A protobuf `ExportTraceServiceRequest` (`ExportMetricsServiceRequest` on the metrics lane).
     pub(crate) body: Bytes,
+    /// Its spans (data points).
     pub(crate) spans: u64,
 }
 
@@ -175,15 +178,22 @@ impl Worker {
                 Outcome::Sent { rejected } => {
                     let rejected = rejected.min(batch.spans);
                     if rejected > 0 {
-                        self.failures_log.warn(&format!("{} rejected {rejected} span(s)", self.target.name));
+                        self.failures_log.warn(&format!(
+                            "{} rejected {rejected} {}",
+                            self.target.name,
+                            self.target.lane.units()
+                        ));
                     }
                     lane.done(batch.spans, batch.body.len() as u64, batch.spans - rejected, rejected);
                     return;
                 }
                 Outcome::Refused(why) => {
                     self.failures_log.warn(&format!(
-                        "{} ({}) refused {} span(s): {why}",
-                        self.target.name, self.target.url, batch.spans
+                        "{} ({}) refused {} {}: {why}",
+                        self.target.name,
+                        self.target.url,
+                        batch.spans,
+                        self.target.lane.units()
                     ));
                     lane.done(batch.spans, batch.body.len() as u64, 0, batch.spans);
                     return;
@@ -252,8 +262,12 @@ impl Worker {
 
     /// Drops a batch that cannot be sent before the daemon stops: counted and logged.
     fn give_up(&self, batch: &Batch, why: &str) {
-        self.failures_log
-            .warn(&format!("shutting down: {} span(s) not sent to the {}: {why}", batch.spans, self.target.name));
+        self.failures_log.warn(&format!(
+            "shutting down: {} {} not sent to the {}: {why}",
+            batch.spans,
+            self.target.lane.units(),
+            self.target.name
+        ));
         self.counters.destination(self.target.lane).done(batch.spans, batch.body.len() as u64, 0, 0);
     }
 }

@@ -84,6 +84,7 @@ mod xray;
 
 use std::sync::Arc;
 
+use opentelemetry::KeyValue;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_aws::trace::XrayIdGenerator;
 use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
@@ -171,7 +172,8 @@ impl Telemetry {
         // Nothing to export: record nothing (ids are still made, for logs and the X-Ray response header).
         let sampler =
             sampling::TraceSampler::new(config.otlp.as_ref().map(|otlp| otlp.sampling), exporters.xray_sampler);
-        let provider = tracer_provider(&config.service_name, exporters.processors, sampler);
+        let sends_xray_segments = exporters.xray.is_some();
+        let provider = tracer_provider(&config.service_name, sends_xray_segments, exporters.processors, sampler);
         let tracer = provider.tracer(SCOPE);
         let relay = match &config.otlp {
             Some(otlp_config) => relay::Relay::start(otlp_config).map_err(TelemetryError::Relay)?,
@@ -348,12 +350,19 @@ impl Exporters {
 }
 
 /// The provider: X-Ray compatible ids, the service name, `sampler`, and the exporters (if any) behind one fan-out.
+/// When this process sends X-Ray its segments itself, its resource says so, so that a gateway that also takes its
+/// OTLP (the daemon) does not deliver them to X-Ray a second time.
 fn tracer_provider(
     service_name: &str,
+    sends_xray_segments: bool,
     processors: Vec<export::BoundedProcessor>,
     sampler: sampling::TraceSampler,
 ) -> SdkTracerProvider {
-    let resource = Resource::builder().with_service_name(service_name.to_owned()).build();
+    let mut resource = Resource::builder().with_service_name(service_name.to_owned());
+    if sends_xray_segments {
+        resource = resource.with_attribute(KeyValue::new(xray_protocol::otlp::SENDS_XRAY_SEGMENTS, true));
+    }
+    let resource = resource.build();
     let mut builder =
         SdkTracerProvider::builder().with_id_generator(XrayIdGenerator::default()).with_resource(resource);
     if !processors.is_empty() {

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value};
@@ -38,6 +38,8 @@ pub struct ReceivedMetric {
     pub points: Vec<MetricPoint>,
     /// The resource's `service.name`.
     pub service_name: Option<String>,
+    /// The headers of the request that brought it (names in lower case).
+    pub headers: BTreeMap<String, String>,
 }
 
 #[derive(Default)]
@@ -83,8 +85,12 @@ impl OtlpMetricsReceiver {
 
 type ReceiverState = (Arc<Shared>, Changed);
 
-async fn export(State((shared, changed)): State<ReceiverState>, body: Bytes) -> StatusCode {
+async fn export(State((shared, changed)): State<ReceiverState>, headers: HeaderMap, body: Bytes) -> StatusCode {
     let Ok(request) = ExportMetricsServiceRequest::decode(body) else { return StatusCode::BAD_REQUEST };
+    let headers: BTreeMap<String, String> = headers
+        .iter()
+        .filter_map(|(name, value)| Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned())))
+        .collect();
     let mut received = Vec::new();
     for resource_metrics in request.resource_metrics {
         let service_name = resource_metrics
@@ -115,6 +121,7 @@ async fn export(State((shared, changed)): State<ReceiverState>, body: Bytes) -> 
                 kind,
                 points,
                 service_name: service_name.clone(),
+                headers: headers.clone(),
             });
         }
     }

@@ -7,9 +7,11 @@
 //! | `POST /Traces` | `BatchGetTraces`: segments with their subsegments (those sent on their own nested back in) |
 //! | `POST /ServiceGraph` | `GetServiceGraph` |
 //! | `POST /GetSamplingRules`, `POST /SamplingTargets` | sampling, from the rule file (when the console answers it) |
-//! | `POST /v1/traces` | OTLP/HTTP spans (protobuf or JSON), stored as segments |
 //! | `POST /v1/metrics` | OTLP/HTTP metrics, accepted and not kept: a backend exporting here keeps quiet |
 //! | `GET /` | the page |
+//!
+//! OTLP spans reach the console through the daemon's OTLP receiver (`Console::offer` with `Source::Otlp`), which
+//! answers `POST /v1/traces` before these routes.
 //!
 //! Errors are AWS-shaped: a status, `x-amzn-ErrorType` and `{"__type", "message"}`.
 
@@ -21,15 +23,13 @@ use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
-use http::{HeaderMap, StatusCode, header};
-use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
-use prost::Message;
+use http::{StatusCode, header};
 use serde_json::{Map, Value, json};
 use xray_protocol::SamplingTargetsRequest;
 
 use crate::filter::{Filter, FilterError};
 use crate::segment::Annotation;
-use crate::store::{Source, Trace};
+use crate::store::Trace;
 use crate::summary::Summary;
 use crate::{Console, graph};
 
@@ -49,15 +49,12 @@ pub enum ApiError {
     InvalidRequest(String),
     #[error(transparent)]
     Filter(#[from] FilterError),
-    #[error("unsupported content type {0:?}: send application/x-protobuf or application/json")]
-    UnsupportedMediaType(String),
 }
 
 impl ApiError {
     pub fn status_code(&self) -> StatusCode {
         match self {
             ApiError::InvalidRequest(_) | ApiError::Filter(_) => StatusCode::BAD_REQUEST,
-            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         }
     }
 }
@@ -79,7 +76,6 @@ pub(crate) fn router(console: Console, sampling: bool) -> Router {
         .route("/TraceSummaries", post(trace_summaries))
         .route("/Traces", post(batch_get_traces))
         .route("/ServiceGraph", post(service_graph))
-        .route("/v1/traces", post(otlp).layer(DefaultBodyLimit::max(MAX_OTLP_BODY)))
         .route("/v1/metrics", post(|| async { StatusCode::OK }).layer(DefaultBodyLimit::max(MAX_OTLP_BODY)));
     if sampling {
         router =
@@ -333,33 +329,4 @@ async fn sampling_targets(State(console): State<Console>, body: Bytes) -> Result
     let input: SamplingTargetsRequest = serde_json::from_value(Value::Object(input(&body)?))
         .map_err(|error| ApiError::InvalidRequest(format!("SamplingTargets: {error}")))?;
     Ok(axum::Json(console.lock_sampler().targets_answer(&input, now())).into_response())
-}
-
-/// OTLP/HTTP: answered with an empty `ExportTraceServiceResponse` in the request's format.
-async fn otlp(State(console): State<Console>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok()).unwrap_or_default();
-    let essence = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
-    let (request, json) = match essence.as_str() {
-        "application/x-protobuf" | "application/protobuf" => (
-            ExportTraceServiceRequest::decode(body)
-                .map_err(|error| ApiError::InvalidRequest(format!("not an OTLP protobuf request: {error}")))?,
-            false,
-        ),
-        "application/json" => (
-            serde_json::from_slice(&body)
-                .map_err(|error| ApiError::InvalidRequest(format!("not an OTLP JSON request: {error}")))?,
-            true,
-        ),
-        _ => return Err(ApiError::UnsupportedMediaType(content_type.to_owned())),
-    };
-    for document in xray_protocol::otlp::segment_documents(&request) {
-        console.offer(document, Source::Otlp);
-    }
-    let response = ExportTraceServiceResponse::default();
-    Ok(if json {
-        ([(header::CONTENT_TYPE, "application/json")], serde_json::to_vec(&response).unwrap_or_default())
-            .into_response()
-    } else {
-        ([(header::CONTENT_TYPE, "application/x-protobuf")], response.encode_to_vec()).into_response()
-    })
 }

@@ -6,15 +6,51 @@
 //! the span (a database call `database@host`, with an `sql` block; a client call with `namespace: remote`). HTTP
 //! attributes become the `http` block; the outcome is classified by [`Outcome`] (4xx `error`, 429 also `throttle`,
 //! 5xx or a failure without a status `fault`); the other attributes go to `metadata.default`.
+//!
+//! A process that sends X-Ray its segments itself and exports OTLP too (Cruddur's telemetry with both on) says so
+//! on its resource ([`SENDS_XRAY_SEGMENTS`]): a gateway taking both leaves its spans out of what it converts for
+//! X-Ray ([`without_own_segments`]), so X-Ray gets each of them once, sampled as the process's X-Ray rules chose.
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
-use opentelemetry_proto::tonic::trace::v1::Span;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, Span};
 use serde_json::{Map, Value, json};
 
 use crate::segment::{Outcome, sql_subsegment_name, xray_trace_id};
+
+/// The resource attribute (`true`) of a process whose spans reach X-Ray as segments it sends itself.
+pub const SENDS_XRAY_SEGMENTS: &str = "cruddur.xray.sends_segments";
+
+/// Whether the process these spans come from sends X-Ray its own segments ([`SENDS_XRAY_SEGMENTS`]).
+pub fn sends_own_segments(resource_spans: &ResourceSpans) -> bool {
+    resource_spans.resource.as_ref().is_some_and(|resource| {
+        resource.attributes.iter().any(|attribute| {
+            attribute.key == SENDS_XRAY_SEGMENTS
+                && matches!(
+                    attribute.value.as_ref().and_then(|value| value.value.as_ref()),
+                    Some(any_value::Value::BoolValue(true))
+                )
+        })
+    })
+}
+
+/// What X-Ray should get of `request` from a gateway: the spans of the processes that do not send their own
+/// segments, with their count; `None` when that is all of it.
+pub fn without_own_segments(request: &ExportTraceServiceRequest) -> Option<(ExportTraceServiceRequest, u64)> {
+    if !request.resource_spans.iter().any(sends_own_segments) {
+        return None;
+    }
+    let resource_spans: Vec<ResourceSpans> =
+        request.resource_spans.iter().filter(|spans| !sends_own_segments(spans)).cloned().collect();
+    let spans = resource_spans
+        .iter()
+        .flat_map(|resource_spans| &resource_spans.scope_spans)
+        .map(|scope_spans| scope_spans.spans.len() as u64)
+        .sum();
+    Some((ExportTraceServiceRequest { resource_spans }, spans))
+}
 
 /// The segment documents of an export request, one per span (spans without valid ids are left out).
 pub fn segment_documents(request: &ExportTraceServiceRequest) -> Vec<String> {
@@ -249,5 +285,31 @@ mod tests {
             (query["start_time"].as_f64(), query["end_time"].as_f64()),
             (Some(1_500_000_000.1), Some(1_500_000_000.2))
         );
+    }
+
+    #[test]
+    fn a_gateway_leaves_out_for_xray_only_the_processes_that_send_their_own_segments() {
+        let process = |attributes: Vec<KeyValue>, spans: usize| ResourceSpans {
+            resource: Some(Resource { attributes, ..Default::default() }),
+            scope_spans: vec![ScopeSpans {
+                spans: vec![Span { trace_id: vec![1; 16], span_id: vec![2; 8], ..Default::default() }; spans],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let backend = process(vec![attribute(SENDS_XRAY_SEGMENTS, any_value::Value::BoolValue(true))], 3);
+        let browser = process(vec![text("service.name", "cruddur-frontend")], 2);
+        let says_no = process(vec![attribute(SENDS_XRAY_SEGMENTS, any_value::Value::BoolValue(false))], 1);
+        assert!(sends_own_segments(&backend) && !sends_own_segments(&browser) && !sends_own_segments(&says_no));
+
+        let browser_only = ExportTraceServiceRequest { resource_spans: vec![browser.clone(), says_no.clone()] };
+        assert_eq!(without_own_segments(&browser_only), None, "all of it goes to X-Ray");
+        let mixed =
+            ExportTraceServiceRequest { resource_spans: vec![backend.clone(), browser.clone(), says_no.clone()] };
+        let (share, spans) = without_own_segments(&mixed).unwrap();
+        assert_eq!((share.resource_spans, spans), (vec![browser, says_no], 3));
+        let (share, spans) =
+            without_own_segments(&ExportTraceServiceRequest { resource_spans: vec![backend] }).unwrap();
+        assert_eq!((share.resource_spans.len(), spans), (0, 0));
     }
 }

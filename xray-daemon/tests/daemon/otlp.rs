@@ -2,19 +2,29 @@
 //! says), to X-Ray as segments (PutTraceSegments) or as OTLP (X-Ray's OTLP endpoint, SigV4-verified by the
 //! stand-in), and fanned out to an OTLP receiver with its headers; UDP segments fanned out as spans; faults.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::time::{Duration, SystemTime};
 
+use cruddur_telemetry::{Telemetry, TelemetryConfig};
 use http::StatusCode;
+use opentelemetry::trace::TraceContextExt;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::metrics::v1::{
+    Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum, metric, number_data_point,
+};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message;
 use serde_json::Value;
 use test_support::otlp::OtlpReceiver;
+use test_support::otlp_metrics::OtlpMetricsReceiver;
 use test_support::xray_endpoint::{Failure, XrayEndpoint};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing_subscriber::layer::SubscriberExt;
 use xray_daemon::{Config, OtlpDestination, XrayDelivery};
 
 use crate::helpers::{Daemon, assert_signed_for_xray, name_of};
@@ -89,6 +99,7 @@ pub(crate) async fn with_fan_out(
     let destination = OtlpDestination {
         traces_endpoint: receiver.traces_url(),
         headers: vec![("x-honeycomb-team".into(), HONEYCOMB_KEY.into())],
+        metrics: None,
     };
     Daemon::start(endpoint, |config| {
         config.gateway.otlp_destination = Some(destination);
@@ -98,8 +109,18 @@ pub(crate) async fn with_fan_out(
 }
 
 async fn post(daemon: &Daemon, content_type: &str, headers: &[(&str, &str)], body: Vec<u8>) -> reqwest::Response {
+    post_to(daemon, "/v1/traces", content_type, headers, body).await
+}
+
+async fn post_to(
+    daemon: &Daemon,
+    path: &str,
+    content_type: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> reqwest::Response {
     let mut request =
-        reqwest::Client::new().post(format!("http://{}/v1/traces", daemon.tcp)).header("content-type", content_type);
+        reqwest::Client::new().post(format!("http://{}{path}", daemon.tcp)).header("content-type", content_type);
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
@@ -146,6 +167,117 @@ async fn otlp_spans_reach_xray_as_segments_and_the_fan_out_with_its_headers() {
     assert_eq!(browser.resource_string_attribute("service.name"), Some("cruddur-frontend"));
     assert!(endpoint.requests_to("/v1/traces").is_empty(), "segments delivery does not use X-Ray's OTLP endpoint");
     daemon.stop().await.unwrap();
+}
+
+/// The backend as the daemon topology runs it: its segments by UDP and its spans by OTLP, both to the daemon, the
+/// browser's spans in that OTLP too. X-Ray gets every span once (the backend's as the segments it sent, the
+/// browser's converted); the OTLP destination gets them all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_that_sends_segments_and_otlp_reaches_xray_once_and_the_browser_is_converted() {
+    let endpoint = XrayEndpoint::start();
+    let receiver = OtlpReceiver::start();
+    let daemon = with_fan_out(&endpoint, &receiver, |_| {}).await;
+    let env = HashMap::from([
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{}", daemon.tcp)),
+        ("AWS_XRAY_DAEMON_ADDRESS", daemon.udp.to_string()),
+        ("AWS_XRAY_SAMPLING_RULES", cruddur_telemetry::sampling::EVERY_TRACE.to_owned()),
+    ]);
+    let config = TelemetryConfig::from_lookup("cruddur-backend", |name| env.get(name).cloned()).unwrap();
+    let telemetry = Telemetry::new(&config).unwrap();
+    let backend_span =
+        tracing::subscriber::with_default(tracing_subscriber::registry().with(telemetry.layer()), || {
+            let span = tracing::info_span!("GET /api/activities/home", otel.kind = "server");
+            let id = span.context().span().span_context().span_id();
+            drop(span);
+            format!("{id}")
+        });
+    // The exporters block on the daemon, which runs on the other worker.
+    tokio::task::block_in_place(|| telemetry.force_flush());
+    let browser_trace = trace_id();
+    let browser = export("cruddur-frontend", vec![span(&browser_trace, 1, None, "GET /", SpanKind::Client)]);
+    assert_eq!(post_protobuf(&daemon, &browser).await.status(), 200);
+
+    // The fan-out has both, so the gateway has handled the backend's OTLP; X-Ray has the backend's own segment.
+    receiver.wait_for_span("the backend's span", |span| span.span_id() == backend_span).await;
+    receiver.wait_for_span("the browser's span", |span| span.trace_id() == hex(&browser_trace)).await;
+    endpoint
+        .wait_for("the backend's segment", |_| {
+            endpoint.accepted_documents().iter().find(|document| document.contains(&backend_span)).cloned()
+        })
+        .await;
+    tokio::task::block_in_place(|| drop(telemetry));
+    daemon.stop().await.unwrap();
+
+    let documents: Vec<Value> =
+        endpoint.accepted_documents().iter().map(|document| serde_json::from_str(document).unwrap()).collect();
+    let with_id = |id: &str| documents.iter().filter(|document| document["id"] == id).count();
+    assert_eq!(with_id(&backend_span), 1, "the backend's span once, as its own segment: {documents:?}");
+    assert_eq!(with_id("0000000000000001"), 1, "the browser's span, converted: {documents:?}");
+}
+
+/// A metrics export with one sum of `value`, from `service`.
+fn metrics_export(service: &str, value: i64) -> ExportMetricsServiceRequest {
+    let point = NumberDataPoint { value: Some(number_data_point::Value::AsInt(value)), ..Default::default() };
+    ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            resource: export(service, Vec::new()).resource_spans.remove(0).resource,
+            scope_metrics: vec![ScopeMetrics {
+                metrics: vec![Metric {
+                    name: "cruddur.test.count".into(),
+                    data: Some(metric::Data::Sum(Sum { data_points: vec![point], ..Default::default() })),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+/// An app whose OTLP endpoint is the daemon sends its metrics there too: they reach the destination's metrics
+/// endpoint with the destination's headers (protobuf or JSON in); without a destination they are taken, not kept.
+#[tokio::test]
+async fn metrics_sent_to_the_daemon_reach_the_destination_s_metrics_endpoint_with_its_headers() {
+    let endpoint = XrayEndpoint::start();
+    let receiver = OtlpReceiver::start();
+    let metrics = OtlpMetricsReceiver::start();
+    let headers = vec![
+        ("x-honeycomb-team".to_owned(), HONEYCOMB_KEY.to_owned()),
+        ("x-honeycomb-dataset".to_owned(), "cruddur-metrics".to_owned()),
+    ];
+    let metrics_url = format!("{}/v1/metrics", metrics.endpoint());
+    let daemon = with_fan_out(&endpoint, &receiver, |config| {
+        config.gateway.otlp_destination.as_mut().unwrap().metrics = Some((metrics_url, headers));
+    })
+    .await;
+
+    let protobuf = metrics_export("cruddur-backend", 3).encode_to_vec();
+    let answer = post_to(&daemon, "/v1/metrics", "application/x-protobuf", &[], protobuf).await;
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.headers()["content-type"], "application/x-protobuf");
+    let json = serde_json::to_vec(&metrics_export("cruddur-frontend", 5)).unwrap();
+    let answer = post_to(&daemon, "/v1/metrics", "application/json", &[("content-encoding", "identity")], json).await;
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.headers()["content-type"], "application/json");
+
+    for (service, value) in [("cruddur-backend", 3.0), ("cruddur-frontend", 5.0)] {
+        let metric = metrics.wait_for_metric(service, |metric| metric.service_name.as_deref() == Some(service)).await;
+        assert_eq!((metric.name.as_str(), metric.points[0].value), ("cruddur.test.count", Some(value)));
+        assert_eq!(metric.headers["x-honeycomb-team"], HONEYCOMB_KEY);
+        assert_eq!(metric.headers["x-honeycomb-dataset"], "cruddur-metrics");
+    }
+    let garbage = post_to(&daemon, "/v1/metrics", "application/x-protobuf", &[], b"\xff\xff".to_vec()).await;
+    assert_eq!(garbage.status(), 400);
+    let snapshot = daemon.wait_for("2 data points sent", |snapshot| snapshot.otlp.metrics.sent == 2).await;
+    assert_eq!((snapshot.otlp.metrics.offered, snapshot.otlp.bad_requests), (2, 1));
+    daemon.stop().await.unwrap();
+
+    let alone = Daemon::start(&endpoint, |_| {}).await;
+    let protobuf = metrics_export("cruddur-backend", 1).encode_to_vec();
+    let answer = post_to(&alone, "/v1/metrics", "application/x-protobuf", &[], protobuf).await;
+    assert_eq!(answer.status(), 200, "no destination: taken, so the app's exporter keeps quiet");
+    assert_eq!(alone.snapshot().otlp.metrics.offered, 0);
+    alone.stop().await.unwrap();
 }
 
 #[tokio::test]
@@ -300,8 +432,11 @@ async fn a_dead_destination_drops_and_counts_within_its_bound_and_delays_nothing
     let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     const QUEUE: u64 = 64 * 1024;
     let daemon = Daemon::start(&endpoint, |config| {
-        config.gateway.otlp_destination =
-            Some(OtlpDestination { traces_endpoint: format!("http://{dead}/v1/traces"), headers: vec![] });
+        config.gateway.otlp_destination = Some(OtlpDestination {
+            traces_endpoint: format!("http://{dead}/v1/traces"),
+            headers: vec![],
+            metrics: None,
+        });
         config.gateway.queue_bytes = QUEUE;
         config.flush_timeout = Duration::from_secs(1);
     })
