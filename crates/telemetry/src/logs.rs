@@ -1,14 +1,19 @@
 //! Log lines: `tracing-subscriber`'s fmt layer, filtered by `RUST_LOG` (default `info`), as one-line text (coloured
 //! on a terminal), multi-line pretty text, or JSON, each line carrying the OpenTelemetry trace id of the span it was
-//! logged in, so a line leads to its trace in Honeycomb (and, with `1-` and a dash after 8 digits, in X-Ray).
+//! logged in, so a line leads to its trace in Honeycomb (and, with `1-` and a dash after 8 digits, in X-Ray). JSON
+//! lines (stdout's `json` format, and CloudWatch Logs) hold the event's fields, its span's name, `trace_id` and
+//! `span_id`, not the fields of the spans around it: those are in the trace.
 
 use std::cell::RefCell;
 use std::fmt;
 use std::io::IsTerminal;
 
 use opentelemetry::trace::TraceContextExt;
+use tracing::span::Record;
 use tracing::{Dispatch, Event, Subscriber};
+use tracing_subscriber::field::RecordFields;
 use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::fmt::FormattedFields;
 use tracing_subscriber::fmt::format::{self, FormatEvent, FormatFields, Writer};
 use tracing_subscriber::fmt::{FmtContext, MakeWriter};
 use tracing_subscriber::registry::LookupSpan;
@@ -55,13 +60,31 @@ where
             fmt.pretty().event_format(format).with_filter(filter).boxed()
         }
         LogFormat::Json => {
-            let format = WithTraceId { inner: format::format().json(), style: Style::Json, dispatch: dispatch.clone() };
-            fmt.json().event_format(format).with_filter(filter).boxed()
+            // The line names its span (`span.name`, `trace_id`, `span_id`) and the trace holds the spans' fields:
+            // copying them into every line would cost formatting each span's fields as JSON, and parsing them back
+            // for each line.
+            let json = format::format().json().with_span_list(false);
+            let format = WithTraceId { inner: json, style: Style::Json, dispatch: dispatch.clone() };
+            fmt.json().fmt_fields(SpanNamesOnly).event_format(format).with_filter(filter).boxed()
         }
     };
     // The formatter has no registration hook of its own; this layer, interested in nothing, lends it one.
     let layer = layer.and_then(RegisterDispatch(dispatch).with_filter(LevelFilter::OFF)).boxed();
     Ok(Some(layer))
+}
+
+/// The span fields JSON lines carry: none, as the empty object the JSON formatter reads back, so that its `span`
+/// member holds the span's name only (the event's own fields are written by the event formatter itself).
+struct SpanNamesOnly;
+
+impl<'writer> FormatFields<'writer> for SpanNamesOnly {
+    fn format_fields<R: RecordFields>(&self, mut writer: Writer<'writer>, _fields: R) -> fmt::Result {
+        writer.write_str("{}")
+    }
+
+    fn add_fields(&self, _current: &'writer mut FormattedFields<Self>, _fields: &Record<'_>) -> fmt::Result {
+        Ok(())
+    }
 }
 
 /// How the trace id is added to what the inner formatter wrote.
