@@ -84,6 +84,11 @@ impl Lane {
         self.dropped.fetch_add(count, Ordering::Relaxed);
     }
 
+    /// Items that hold a place now.
+    pub(crate) fn queued(&self) -> usize {
+        self.queued.load(Ordering::Acquire)
+    }
+
     /// Frees the places of items an export has taken.
     pub(crate) fn dequeued(&self, count: usize) {
         self.queued.fetch_sub(count, Ordering::AcqRel);

@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use http::{HeaderMap, header};
 use serde::Serialize;
@@ -32,6 +32,9 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 
 /// How long one send may take.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How often [`Rollbar::flush`] looks whether the queue is empty.
+const FLUSH_POLL: Duration = Duration::from_millis(10);
 
 /// Headers whose names contain one of these (in lower case) are never sent: they carry credentials.
 const SECRET_HEADER_PARTS: [&str; 7] =
@@ -163,11 +166,29 @@ impl Rollbar {
     /// Queues `report` without waiting; a full queue drops it (counted).
     pub fn report(&self, report: Report) {
         let Some(sender) = &self.sender else { return };
-        match sender.try_send(report) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => self.lane.count_dropped(1),
+        // The lane counts a report from here until it is sent or given up, so that [`Rollbar::flush`] can wait.
+        if !self.lane.try_enqueue() {
+            return;
+        }
+        let refused = match sender.try_send(report) {
+            Ok(()) => return,
+            Err(TrySendError::Full(_)) => None,
             // The thread is gone (it never panics): nothing to send with.
-            Err(TrySendError::Disconnected(_)) => self.lane.count_failed(1, &"the Rollbar thread stopped"),
+            Err(TrySendError::Disconnected(_)) => Some("the Rollbar thread stopped"),
+        };
+        self.lane.dequeued(1);
+        match refused {
+            None => self.lane.count_dropped(1),
+            Some(why) => self.lane.count_failed(1, &why),
+        }
+    }
+
+    /// Waits up to `timeout` for the reports queued so far to be sent (or given up), as a process does before it
+    /// exits: the panic that ends a request must still reach Rollbar when the process stops right after.
+    pub fn flush(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while self.lane.queued() > 0 && Instant::now() < deadline {
+            std::thread::sleep(FLUSH_POLL);
         }
     }
 
@@ -208,6 +229,7 @@ impl Sender {
                 Ok(body) => body,
                 Err(error) => {
                     self.lane.count_failed(1, &error);
+                    self.lane.dequeued(1);
                     continue;
                 }
             };
@@ -218,6 +240,7 @@ impl Sender {
                 }
                 Err(failure) => self.lane.count_failed(1, &failure.message),
             }
+            self.lane.dequeued(1);
         }
     }
 

@@ -111,8 +111,10 @@ impl Signals {
         SignalStats { rollbar: self.rollbar.stats(), cloudwatch: self.cloudwatch.as_ref().map(CloudWatchLogs::stats) }
     }
 
-    /// Exports the metrics and ships the log lines gathered so far, waiting up to `timeout` for each.
+    /// Sends the Rollbar items queued, exports the metrics and ships the log lines gathered so far, waiting up to
+    /// `timeout` for each.
     pub(crate) fn force_flush(&self, timeout: std::time::Duration) {
+        self.rollbar.flush(timeout);
         if let Some(meters) = &self.meters
             && let Err(error) = meters.force_flush()
         {
@@ -126,6 +128,7 @@ impl Signals {
 
 impl Drop for Signals {
     fn drop(&mut self) {
+        self.rollbar.flush(std::time::Duration::from_secs(5));
         if let Some(meters) = &self.meters
             && let Err(error) = meters.shutdown(std::time::Duration::from_secs(5))
         {

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use cruddur_telemetry::Telemetry;
 use cruddur_telemetry::exceptions::Exception;
-use cruddur_telemetry::rollbar::Person;
+use cruddur_telemetry::rollbar::{Level, Person, Report, Reported};
 use cruddur_telemetry::server::ServerLayer;
 use http::StatusCode;
 use support::{seed_config, serve};
@@ -184,6 +184,36 @@ async fn each_failure_is_one_rollbar_item_with_the_request_the_person_and_the_tr
     assert!(!panic.data()["body"]["trace"]["frames"].as_array().unwrap().is_empty());
     assert_eq!(panic.data()["person"], serde_json::Value::Null, "signed out");
     assert_eq!(rollbar.accepted().len(), 2);
+}
+
+/// What is queued for Rollbar when the process stops still goes: ending telemetry waits for the queue (with retries
+/// under way) instead of leaving the items behind.
+#[tokio::test(flavor = "current_thread")]
+async fn items_queued_when_telemetry_ends_are_sent_first() {
+    let rollbar = RollbarEndpoint::start();
+    // The first attempt of each item is refused and retried after a backoff: the items are still queued at the end.
+    rollbar.fail(RollbarFailure::Throttle);
+    let api = rollbar.api_url();
+    let test = harness(&[("ROLLBAR_ACCESS_TOKEN", "t"), ("ROLLBAR_ENDPOINT", &api)]).await;
+    let client = test.telemetry.rollbar();
+    for message in ["first", "second"] {
+        client.report(Report {
+            level: Level::Error,
+            what: Reported::Message(message.to_owned()),
+            request: None,
+            person: None,
+            trace_id: None,
+        });
+    }
+    rollbar.wait_for_refused(1).await;
+    rollbar.recover();
+    drop(test);
+    let sent: Vec<String> = rollbar
+        .accepted()
+        .iter()
+        .map(|item| item.data()["body"]["message"]["body"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(sent, ["first", "second"]);
 }
 
 #[tokio::test(flavor = "current_thread")]

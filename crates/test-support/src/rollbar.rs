@@ -88,6 +88,18 @@ impl RollbarEndpoint {
         self.items().into_iter().filter(|item| item.status == 200).collect()
     }
 
+    /// Waits up to [`crate::otlp::WAIT`] for `count` item requests refused (as [`RollbarEndpoint::fail`] said).
+    pub async fn wait_for_refused(&self, count: usize) {
+        let refused = || self.items().iter().filter(|item| item.status != 200).count();
+        if self.server.wait_for(|| (refused() >= count).then_some(())).await.is_none() {
+            panic!(
+                "{}; refused so far: {}",
+                not_within(&format!("{count} refused items"), "Rollbar endpoint"),
+                refused()
+            );
+        }
+    }
+
     /// Waits up to [`crate::otlp::WAIT`] for an accepted item matching `matches`; panics naming `what` otherwise.
     pub async fn wait_for_item(&self, what: &str, matches: impl Fn(&RollbarItem) -> bool) -> RollbarItem {
         let found = self.server.wait_for(|| self.accepted().into_iter().find(|item| matches(item))).await;
