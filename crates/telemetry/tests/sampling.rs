@@ -199,13 +199,13 @@ async fn the_daemons_rules_decide_and_each_rules_counts_go_back_to_it() {
 
 #[tokio::test]
 async fn a_daemon_that_starts_after_the_service_is_found_within_seconds() {
-    // A port nothing listens on yet.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("the daemon's port");
+    let port = listener.local_addr().unwrap();
     let addresses = format!("tcp:{port} udp:{}", UdpSink::start().address());
     let test = harness(&[("AWS_XRAY_SAMPLING_RULES", ""), ("AWS_XRAY_DAEMON_ADDRESS", &addresses)]).await;
-    // The first fetch is refused; the daemon comes up afterwards.
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    let listener = tokio::net::TcpListener::bind(port).await.expect("the port again");
+    // The first fetch finds no daemon yet: its connection is closed unanswered. The daemon comes up afterwards.
+    let (first_fetch, _) = listener.accept().await.expect("the first fetch");
+    drop(first_fetch);
     let api = SamplingApi::start_on(listener, vec![sampling_rule("status-always", 10, "/api/status/*", 1.0, 0)]).await;
     // Found at the retry within seconds, not at the next fetch in 5 minutes (longer than the safety net).
     wait_for_a_report_of(&test, &api, "status-always").await;
