@@ -138,6 +138,11 @@ pub struct Cli {
     #[arg(long = "otlp-metrics-headers", env = "OTEL_EXPORTER_OTLP_METRICS_HEADERS", hide_env_values = true)]
     pub otlp_metrics_headers: Option<String>,
 
+    /// How often the daemon exports its own counters (received, sent, spilled, rejected...) as OTLP metrics to the
+    /// OTLP destination, in milliseconds (default 60000).
+    #[arg(long = "metric-export-interval", env = "OTEL_METRIC_EXPORT_INTERVAL")]
+    pub metric_export_interval: Option<String>,
+
     /// Honeycomb's API key: sent as `x-honeycomb-team` unless --otlp-headers names it.
     #[arg(long = "honeycomb-api-key", env = "HONEYCOMB_API_KEY", hide_env_values = true)]
     pub honeycomb_api_key: Option<String>,
@@ -459,14 +464,14 @@ pub enum XrayDelivery {
 }
 
 /// An OTLP/HTTP destination: where, and with which headers.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq)]
 pub struct OtlpDestination {
     /// The full traces URL (`.../v1/traces`).
     pub traces_endpoint: String,
     pub headers: Vec<(String, String)>,
-    /// Where the metrics apps send the daemon go on to (`.../v1/metrics`), with their headers; `None` when only a
-    /// traces URL is configured.
-    pub metrics: Option<(String, Vec<(String, String)>)>,
+    /// Where metrics go (`.../v1/metrics`, with their headers and export interval): the apps' that reach the
+    /// daemon, and the daemon's own counters. `None` when only a traces URL is configured.
+    pub metrics: Option<cruddur_telemetry::MetricsConfig>,
 }
 
 impl std::fmt::Debug for OtlpDestination {
@@ -477,7 +482,7 @@ impl std::fmt::Debug for OtlpDestination {
             .debug_struct("OtlpDestination")
             .field("traces_endpoint", &self.traces_endpoint)
             .field("header_names", &names)
-            .field("metrics_endpoint", &self.metrics.as_ref().map(|(endpoint, _)| endpoint))
+            .field("metrics", &self.metrics)
             .finish()
     }
 }
@@ -520,12 +525,12 @@ fn gateway_config(
         "OTEL_EXPORTER_OTLP_HEADERS" => cli.otlp_headers.clone(),
         "HONEYCOMB_API_KEY" => cli.honeycomb_api_key.clone(),
         "OTEL_EXPORTER_OTLP_METRICS_HEADERS" => cli.otlp_metrics_headers.clone(),
+        "OTEL_METRIC_EXPORT_INTERVAL" => cli.metric_export_interval.clone(),
         _ => None,
     };
     let telemetry = cruddur_telemetry::TelemetryConfig::from_lookup("xray-daemon", lookup)
         .map_err(|error| DaemonError::Config(error.to_string()))?;
-    let metrics = telemetry.metrics.map(|metrics| (metrics.endpoint.to_string(), metrics.headers));
-    let otlp = telemetry.otlp;
+    let (otlp, metrics) = (telemetry.otlp, telemetry.metrics);
     let forward_segments_as_otlp = cli.forward_segments_as_otlp || file_forward.unwrap_or(false);
     if forward_segments_as_otlp && otlp.is_none() {
         return Err(DaemonError::Config(
@@ -860,7 +865,9 @@ Logging:
         assert_eq!(destination.headers, [("x-honeycomb-team".to_owned(), "k".to_owned())]);
         assert!(!format!("{destination:?}").contains("\"k\""), "the key is never printed");
         let team = ("x-honeycomb-team".to_owned(), "k".to_owned());
-        assert_eq!(destination.metrics, Some(("https://api.honeycomb.io/v1/metrics".to_owned(), vec![team.clone()])));
+        let metrics = destination.metrics.unwrap();
+        assert_eq!(metrics.endpoint.as_str(), "https://api.honeycomb.io/v1/metrics");
+        assert_eq!((metrics.headers, metrics.interval), (vec![team.clone()], Duration::from_secs(60)));
         let config = Config::from_cli(
             &cli(&[
                 "--otlp-endpoint",
@@ -869,11 +876,15 @@ Logging:
                 "k",
                 "--otlp-metrics-headers",
                 "x-honeycomb-dataset=cruddur-metrics",
+                "--metric-export-interval",
+                "5000",
             ])
             .unwrap(),
         )
         .unwrap();
-        let (_, headers) = config.gateway.otlp_destination.unwrap().metrics.unwrap();
+        let metrics = config.gateway.otlp_destination.unwrap().metrics.unwrap();
+        assert_eq!(metrics.interval, Duration::from_secs(5));
+        let headers = metrics.headers;
         let dataset = ("x-honeycomb-dataset".to_owned(), "cruddur-metrics".to_owned());
         assert_eq!(headers, [team, dataset], "metrics get their own headers after the common ones");
 

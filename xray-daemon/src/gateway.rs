@@ -136,12 +136,13 @@ pub(crate) fn start(
             });
             let metrics = match &destination.metrics {
                 None => None,
-                Some((url, headers)) => {
+                Some(metrics) => {
+                    let url = metrics.endpoint.to_string();
                     tracing::info!(%url, "OTLP metrics received are forwarded");
                     Some(start(Target {
                         name: "OTLP metrics destination",
-                        url: url.clone(),
-                        auth: Auth::Headers(header_map(headers)?),
+                        url,
+                        auth: Auth::Headers(header_map(&metrics.headers)?),
                         client,
                         lane: Lane::Metrics,
                     }))

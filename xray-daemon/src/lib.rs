@@ -23,6 +23,7 @@ pub mod log_file;
 mod log_limit;
 pub mod otlp_in;
 mod otlp_out;
+mod own_metrics;
 mod proxy;
 mod reporting;
 mod sender;
@@ -128,6 +129,7 @@ pub async fn run(
     });
     let gateway::Started { gateway, tasks: gateway_tasks } =
         gateway::start(config, &counters, console.clone(), xray, proxy_client(config)?, &deadline)?;
+    let own_metrics = own_metrics(config, &counters)?;
     // OTLP is taken by the gateway, which hands it to the console too; every other path is served as before.
     let router = otlp_in::router(gateway.clone()).fallback_service(tcp_router(console.as_ref(), upstream.as_ref()));
     let tcp_server = serve_tcp(sockets.tcp, router, stop.clone());
@@ -141,6 +143,7 @@ pub async fn run(
             let _ = task.await;
         }
         log_totals(&counters, console.as_ref());
+        stop_own_metrics(own_metrics).await;
         return Ok(());
     };
     let reporter = Arc::new(reporter(config, client.clone(), counters.clone()));
@@ -164,7 +167,24 @@ pub async fn run(
     // The last interval's record, unless X-Ray is unreachable: then stopping matters more.
     let _ = tokio::time::timeout(FINAL_REPORT_TIMEOUT, reporter.report()).await;
     log_totals(&counters, console.as_ref());
+    stop_own_metrics(own_metrics).await;
     Ok(())
+}
+
+/// The daemon's counters as OTLP metrics, when it has an OTLP destination for metrics.
+fn own_metrics(config: &Config, counters: &Counters) -> Result<Option<own_metrics::OwnMetrics>, DaemonError> {
+    let destination = config.gateway.otlp_destination.as_ref();
+    destination
+        .and_then(|destination| destination.metrics.as_ref())
+        .map(|metrics| own_metrics::OwnMetrics::start(metrics, counters))
+        .transpose()
+}
+
+/// Exports the last interval of the daemon's metrics; the SDK's shutdown blocks, so off the runtime's threads.
+async fn stop_own_metrics(own_metrics: Option<own_metrics::OwnMetrics>) {
+    if let Some(own_metrics) = own_metrics {
+        let _ = tokio::task::spawn_blocking(move || drop(own_metrics)).await;
+    }
 }
 
 fn io_error(context: &str) -> impl FnOnce(std::io::Error) -> DaemonError {

@@ -103,6 +103,7 @@ pub use config::{
 };
 pub use db::DatabaseTarget;
 pub use export::LaneStats;
+pub use metrics::meter_provider;
 
 /// The instrumentation scope of our spans and metrics.
 const SCOPE: &str = "cruddur-telemetry";

@@ -42,16 +42,23 @@ pub(crate) struct Meters {
     query_duration: Histogram<f64>,
 }
 
+/// A meter provider exporting to `config`'s destination every interval, from a thread of its own, for `resource`:
+/// what [`Meters`] records into, and what a binary with counters of its own (the X-Ray daemon) observes them with.
+/// Shut it down before exit so that the last interval is exported.
+pub fn meter_provider(config: &MetricsConfig, resource: Resource) -> Result<SdkMeterProvider, TelemetryError> {
+    let exporter = opentelemetry_otlp::MetricExporter::builder()
+        .with_http()
+        .with_protocol(Protocol::HttpBinary)
+        .with_endpoint(config.endpoint.as_str())
+        .with_headers(config.headers.iter().cloned().collect())
+        .build()?;
+    let reader = PeriodicReader::builder(exporter).with_interval(config.interval).build();
+    Ok(SdkMeterProvider::builder().with_resource(resource).with_reader(reader).build())
+}
+
 impl Meters {
     pub(crate) fn new(config: &MetricsConfig, resource: Resource) -> Result<Self, TelemetryError> {
-        let exporter = opentelemetry_otlp::MetricExporter::builder()
-            .with_http()
-            .with_protocol(Protocol::HttpBinary)
-            .with_endpoint(config.endpoint.as_str())
-            .with_headers(config.headers.iter().cloned().collect())
-            .build()?;
-        let reader = PeriodicReader::builder(exporter).with_interval(config.interval).build();
-        let provider = SdkMeterProvider::builder().with_resource(resource).with_reader(reader).build();
+        let provider = meter_provider(config, resource)?;
         let meter = provider.meter(SCOPE);
         let http_server_duration = meter
             .f64_histogram("http.server.request.duration")

@@ -21,7 +21,7 @@ use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message;
 use serde_json::Value;
 use test_support::otlp::OtlpReceiver;
-use test_support::otlp_metrics::OtlpMetricsReceiver;
+use test_support::otlp_metrics::{OtlpMetricsReceiver, ReceivedMetric};
 use test_support::xray_endpoint::{Failure, XrayEndpoint};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::layer::SubscriberExt;
@@ -235,19 +235,23 @@ fn metrics_export(service: &str, value: i64) -> ExportMetricsServiceRequest {
 }
 
 /// An app whose OTLP endpoint is the daemon sends its metrics there too: they reach the destination's metrics
-/// endpoint with the destination's headers (protobuf or JSON in); without a destination they are taken, not kept.
+/// endpoint with the destination's headers (protobuf or JSON in), beside the daemon's own counters; without a
+/// destination they are taken, not kept.
 #[tokio::test]
 async fn metrics_sent_to_the_daemon_reach_the_destination_s_metrics_endpoint_with_its_headers() {
     let endpoint = XrayEndpoint::start();
     let receiver = OtlpReceiver::start();
     let metrics = OtlpMetricsReceiver::start();
-    let headers = vec![
-        ("x-honeycomb-team".to_owned(), HONEYCOMB_KEY.to_owned()),
-        ("x-honeycomb-dataset".to_owned(), "cruddur-metrics".to_owned()),
-    ];
-    let metrics_url = format!("{}/v1/metrics", metrics.endpoint());
+    // The destination's metrics as the daemon reads them: Honeycomb's key, a dataset, a short export interval.
+    let env = HashMap::from([
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", metrics.endpoint()),
+        ("HONEYCOMB_API_KEY", HONEYCOMB_KEY.to_owned()),
+        ("OTEL_EXPORTER_OTLP_METRICS_HEADERS", "x-honeycomb-dataset=cruddur-metrics".to_owned()),
+        ("OTEL_METRIC_EXPORT_INTERVAL", "100".to_owned()),
+    ]);
+    let metrics_config = TelemetryConfig::from_lookup("xray-daemon", |name| env.get(name).cloned()).unwrap().metrics;
     let daemon = with_fan_out(&endpoint, &receiver, |config| {
-        config.gateway.otlp_destination.as_mut().unwrap().metrics = Some((metrics_url, headers));
+        config.gateway.otlp_destination.as_mut().unwrap().metrics = metrics_config;
     })
     .await;
 
@@ -266,6 +270,16 @@ async fn metrics_sent_to_the_daemon_reach_the_destination_s_metrics_endpoint_wit
         assert_eq!(metric.headers["x-honeycomb-team"], HONEYCOMB_KEY);
         assert_eq!(metric.headers["x-honeycomb-dataset"], "cruddur-metrics");
     }
+    // The daemon's own counters go there too.
+    daemon.send_segment("counted");
+    let counted = |metric: &ReceivedMetric| {
+        metric.name == "xray.daemon.segments"
+            && metric.points.iter().any(|point| point.attributes["outcome"] == "sent" && point.value == Some(1.0))
+    };
+    let own = metrics.wait_for_metric("the daemon's sent segment", counted).await;
+    assert_eq!(own.service_name.as_deref(), Some("xray-daemon"));
+    assert_eq!(own.headers["x-honeycomb-dataset"], "cruddur-metrics");
+
     let garbage = post_to(&daemon, "/v1/metrics", "application/x-protobuf", &[], b"\xff\xff".to_vec()).await;
     assert_eq!(garbage.status(), 400);
     let snapshot = daemon.wait_for("2 data points sent", |snapshot| snapshot.otlp.metrics.sent == 2).await;
