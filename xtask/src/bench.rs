@@ -15,8 +15,9 @@
 //!
 //! `--cruds 1000,1000000` measures how the API scales instead: for each size, a database of its own is seeded,
 //! bulk-loaded with that many cruds plus replies and messages in proportion (`backend/sql/bulk_load.sql`, the data
-//! the backend's query-plan test uses), and every read route is measured on it; the table compares each route's
-//! requests/s and p99 across the sizes.
+//! the backend's query-plan test uses) and served by a backend of its own; each read route is then measured at every
+//! size in turn (with `--rounds`, round after round), so that the machine's busy spells touch every size alike, and
+//! the table compares each route's median requests/s and p99 across the sizes.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -267,9 +268,9 @@ impl Backend {
             backend.env("AWS_XRAY_SDK_ENABLED", "false");
         }
         let mut services = Services::new()?;
-        services.start("backend", &mut backend)?;
+        let pid = services.start("backend", &mut backend)?;
         wait_for_port(SocketAddr::from(([127, 0, 0, 1], port)), Duration::from_secs(60))?;
-        Ok(Self { services, port, pid: backend_pid()? })
+        Ok(Self { services, port, pid })
     }
 
     fn url(&self, path: &str) -> String {
@@ -323,7 +324,8 @@ struct Route {
 /// `--cruds`: every read route at every size, then the table that compares them.
 fn scaling(args: &Args, binary: &Path, cluster: &Cluster, sinks: &Sinks) -> anyhow::Result<()> {
     let mode = if args.tracing == Tracing::All { Tracing::Off } else { args.tracing };
-    let mut sizes: Vec<(u32, Vec<(&'static str, Measured)>)> = Vec::new();
+    // Every size loaded and served at once, so that each route is measured at every size in turn.
+    let mut loaded = Vec::new();
     for &cruds in &args.cruds {
         let database = format!("bench_{cruds}");
         cluster.ensure_database(&database)?;
@@ -332,26 +334,61 @@ fn scaling(args: &Args, binary: &Path, cluster: &Cluster, sinks: &Sinks) -> anyh
         bulk_load(cluster, &database, cruds)?;
         eprintln!("{cruds} cruds loaded in {:.0?}", loading.elapsed());
         let (token, routes) = read_routes(&backend, cruds)?;
-        let mut measured = Vec::new();
-        for route in routes {
-            let result = backend.measure(args, &route.path, route.signed_in.then_some(token.as_str()))?;
-            println!(
-                "{cruds:>9} cruds  {:<28} {:>7.0} requests/s  p99 {:>7.2} ms  CPU {:>6.1} µs/request  non-2xx {}  ({})",
-                route.name,
-                result.requests_per_second,
-                result.p99_ms,
-                result.cpu_us_per_request,
-                result.non_2xx,
-                route.path,
-            );
-            measured.push((route.name, result));
+        loaded.push((cruds, backend, token, routes));
+    }
+    // measured[size][route]: one measurement per round. A busy spell of the machine touches every size of a route.
+    let route_count = loaded.first().map_or(0, |(_, _, _, routes)| routes.len());
+    let mut measured: Vec<Vec<Vec<Measured>>> =
+        loaded.iter().map(|_| (0..route_count).map(|_| Vec::new()).collect()).collect();
+    for round in 1..=args.rounds.max(1) {
+        for route_index in 0..route_count {
+            for (size_index, (cruds, backend, token, routes)) in loaded.iter().enumerate() {
+                let route = &routes[route_index];
+                let result = backend.measure(args, &route.path, route.signed_in.then_some(token.as_str()))?;
+                println!(
+                    "{cruds:>9} cruds  {:<28} {:>7.0} requests/s  p99 {:>7.2} ms  CPU {:>6.1} µs/request  non-2xx {}  \
+                     (round {round}; {})",
+                    route.name,
+                    result.requests_per_second,
+                    result.p99_ms,
+                    result.cpu_us_per_request,
+                    result.non_2xx,
+                    route.path,
+                );
+                measured[size_index][route_index].push(result);
+            }
         }
+    }
+    let mut sizes = Vec::new();
+    for ((cruds, backend, _, routes), rounds) in loaded.into_iter().zip(measured) {
         backend.stop()?;
-        sizes.push((cruds, measured));
+        let medians = routes.iter().zip(rounds).map(|(route, rounds)| (route.name, median_measured(&rounds))).collect();
+        sizes.push((cruds, medians));
     }
     println!("\n{}", scaling_table(&sizes));
-    println!("({} connections, {} s per route, {})", args.connections, args.seconds, mode.label());
+    println!(
+        "({} connections, {} s per route, {}, medians of {} round(s), sizes in turn)",
+        args.connections,
+        args.seconds,
+        mode.label(),
+        args.rounds.max(1)
+    );
     Ok(())
+}
+
+/// The medians of each figure over `rounds`.
+fn median_measured(rounds: &[Measured]) -> Measured {
+    let of = |figure: fn(&Measured) -> f64| {
+        let mut values: Vec<f64> = rounds.iter().map(figure).collect();
+        median(&mut values).unwrap_or(f64::NAN)
+    };
+    Measured {
+        requests_per_second: of(|m| m.requests_per_second),
+        p99_ms: of(|m| m.p99_ms),
+        non_2xx: rounds.iter().map(|m| m.non_2xx).sum(),
+        cpu_us_per_request: of(|m| m.cpu_us_per_request),
+        cores: of(|m| m.cores),
+    }
 }
 
 /// Runs `backend/sql/bulk_load.sql` with `cruddur.bulk_cruds = cruds`.
@@ -428,20 +465,6 @@ fn scaling_table(sizes: &[(u32, Vec<(&'static str, Measured)>)]) -> String {
         let _ = writeln!(table, " {:.0}% |", 100.0 * largest.requests_per_second / smallest.requests_per_second);
     }
     table
-}
-
-/// The pid of the backend we started: our child named [`BACKEND`].
-fn backend_pid() -> anyhow::Result<u32> {
-    let ours = std::process::id();
-    for entry in std::fs::read_dir("/proc")? {
-        let Ok(pid) = entry?.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
-        let Some((comm, fields)) = parse_stat(&stat) else { continue };
-        if comm == BACKEND && fields.get(1).and_then(|ppid| ppid.parse::<u32>().ok()) == Some(ours) {
-            return Ok(pid);
-        }
-    }
-    bail!("the backend process was not found in /proc")
 }
 
 /// `comm` and the fields after it (the third field of `/proc/<pid>/stat`, `state`, is the first of them).

@@ -75,11 +75,13 @@ impl Services {
         self.running.clear();
     }
 
-    pub(crate) fn start(&mut self, name: &str, command: &mut Command) -> anyhow::Result<()> {
+    /// Starts `command` as the service `name`; returns its pid.
+    pub(crate) fn start(&mut self, name: &str, command: &mut Command) -> anyhow::Result<u32> {
         // A group of its own: Ctrl-C in the terminal reaches only us, and we stop the services in order.
         let child = command.process_group(0).spawn().with_context(|| format!("starting {name}: {command:?}"))?;
+        let pid = child.id();
         self.running.push((name.to_owned(), child));
-        Ok(())
+        Ok(pid)
     }
 
     /// Fails when a service exited before it was asked to stop.
