@@ -111,10 +111,11 @@ impl Job {
             xray_url: given(&target.xray_url).map(str::to_owned),
             backend_url: given(&target.backend_url).unwrap_or(DEFAULT_BACKEND_URL).to_owned(),
         };
+        let service_name = service_name::resolve(&naming, env)?;
         let desired = Desired {
             group_name: target.group_name.clone(),
-            filter_expression: group_filter(&service_name::resolve(&naming, env)?),
-            rule,
+            filter_expression: group_filter(&service_name),
+            rule: service_name::rule_for(rule, &service_name),
         };
         Ok(if cli.command == Command::Apply { Self::Apply(desired) } else { Self::Plan(desired) })
     }

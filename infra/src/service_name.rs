@@ -10,9 +10,12 @@
 //!    <cluster>` gives `4567-<workspace>.<cluster>`, what the original week's `service("$FLASK_ADDRESS")` meant);
 //! 3. the backend's fixed segment name: `AWS_XRAY_TRACING_NAME`, else `OTEL_SERVICE_NAME`, else
 //!    `HONEYCOMB_SERVICE_NAME`, else `cruddur-backend`.
+//!
+//! The sampling rule follows the same name ([`rule_for`]), so that it applies to the segments the group gathers.
 
 use url::Url;
 use wildmatch::WildMatch;
+use xray_protocol::SamplingRule;
 
 use crate::{DEFAULT_SERVICE_NAME, InfraError};
 
@@ -45,6 +48,17 @@ pub fn resolve(naming: &Naming, env: impl Fn(&str) -> Option<String>) -> Result<
         .into_iter()
         .find_map(|variable| env(variable).as_deref().and_then(non_empty))
         .unwrap_or_else(|| DEFAULT_SERVICE_NAME.to_owned()))
+}
+
+/// `rule` as X-Ray should hold it for the backend named `service_name`: a `ServiceName` pattern of the file that does
+/// not match that name (the file's fixed `cruddur-backend` while dynamic naming names the segments after the Gitpod
+/// host) would leave the rule applying to no request, so the name takes its place; a pattern that matches (`*`, or
+/// the name itself) stays as written.
+pub fn rule_for(mut rule: SamplingRule, service_name: &str) -> SamplingRule {
+    if !WildMatch::new_case_insensitive(&rule.service_name).matches(service_name) {
+        rule.service_name = service_name.to_owned();
+    }
+    rule
 }
 
 #[cfg(test)]
@@ -112,5 +126,15 @@ mod tests {
             let expected = format!("BACKEND_URL: {not_a_url:?} is not a URL with a host, like http://localhost:4567");
             assert_eq!(error.to_string(), expected);
         }
+    }
+
+    #[test]
+    fn the_rule_follows_the_name_unless_its_pattern_already_matches_it() {
+        let rule = SamplingRule { service_name: "cruddur-backend".into(), ..SamplingRule::default_rule() };
+        let gitpod = "4567-abc.ws-us1.gitpod.io";
+        assert_eq!(rule_for(rule.clone(), gitpod).service_name, gitpod, "a dynamically named backend");
+        assert_eq!(rule_for(rule.clone(), "CRUDDUR-backend").service_name, "cruddur-backend", "X-Ray ignores case");
+        let any = SamplingRule { service_name: "*gitpod.io".into(), ..rule };
+        assert_eq!(rule_for(any, gitpod).service_name, "*gitpod.io");
     }
 }

@@ -76,6 +76,7 @@ async fn plan_prints_create_update_and_nothing_and_changes_nothing() {
     FilterExpression: service(\"cruddur-backend\") {fault OR error} -> service(\"other\") {fault OR error}
 ~ update sampling rule Cruddur
     FixedRate: 0.1 -> 0.25
+    ServiceName: cruddur-backend -> other
 "
     );
     assert_eq!(control_plane.rule("Cruddur").unwrap()["FixedRate"], json!(0.1), "plan changed the rule");
