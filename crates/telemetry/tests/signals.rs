@@ -1,7 +1,7 @@
 //! Errors, logs and metrics, each joined to its trace: a traced axum app behind the signals layer, exporting to the
 //! local stand-ins (OTLP traces and metrics receivers, the UDP segment sink, a Rollbar API, a CloudWatch Logs
-//! endpoint), configured through the documented variables. Each test installs its pipeline as the thread's default
-//! subscriber on a single-threaded runtime, so tests share no global state.
+//! endpoint), configured through the documented variables, in test-support's traced-app harness. Each test installs
+//! its pipeline as the thread's default subscriber on a single-threaded runtime, so tests share no global state.
 
 mod support;
 
@@ -16,40 +16,39 @@ use cruddur_telemetry::exceptions::Exception;
 use cruddur_telemetry::rollbar::{Level, Person, Report, Reported};
 use cruddur_telemetry::server::ServerLayer;
 use http::StatusCode;
-use support::{seed_config, serve};
+use support::options;
 use test_support::cloudwatch_logs::{CloudWatchFailure, CloudWatchLogsEndpoint};
-use test_support::otlp::{OtlpReceiver, WAIT};
+use test_support::otlp::WAIT;
 use test_support::otlp_metrics::OtlpMetricsReceiver;
 use test_support::rollbar::{RollbarEndpoint, RollbarFailure};
-use test_support::udp_sink::UdpSink;
-use tokio::sync::oneshot;
+use test_support::traced::{Pipeline, TracedApp, Variables};
 use tracing::subscriber::DefaultGuard;
 use tracing_subscriber::layer::SubscriberExt;
 use xray_protocol::segment::xray_trace_id as xray_id;
 
 const PANIC_ROUTE: &str = "/api/boom/{what}";
 
-struct Harness {
-    base: String,
-    client: reqwest::Client,
-    receiver: OtlpReceiver,
-    sink: UdpSink,
-    _stop: oneshot::Sender<()>,
-    telemetry: Telemetry,
-    _subscriber: DefaultGuard,
+/// How the harness installs this file's pipeline: telemetry's layer, and the CloudWatch Logs layer when it is on.
+const SIGNALS: Pipeline<Telemetry> = Pipeline { install, flush: Telemetry::force_flush };
+
+fn install(telemetry: &Telemetry) -> DefaultGuard {
+    let traced = tracing_subscriber::registry().with(telemetry.layer());
+    match telemetry.cloudwatch_layer().expect("the CloudWatch layer") {
+        Some(cloudwatch) => tracing::subscriber::set_default(traced.with(cloudwatch)),
+        None => tracing::subscriber::set_default(traced),
+    }
 }
 
-/// The app with telemetry configured by the seed's variables plus `extra`.
-async fn harness(extra: &[(&str, &str)]) -> Harness {
-    let receiver = OtlpReceiver::start();
-    let sink = UdpSink::start();
-    let telemetry = Telemetry::new(&seed_config(&receiver, &sink, extra)).expect("telemetry");
-    let subscriber = match telemetry.cloudwatch_layer().expect("the CloudWatch layer") {
-        Some(cloudwatch) => {
-            tracing::subscriber::set_default(tracing_subscriber::registry().with(telemetry.layer()).with(cloudwatch))
-        }
-        None => tracing::subscriber::set_default(tracing_subscriber::registry().with(telemetry.layer())),
-    };
+/// The app behind the signals layer, with telemetry configured by the seed's variables plus `extra`.
+async fn harness(extra: &[(&str, &str)]) -> TracedApp<Telemetry> {
+    let telemetry = |variables: &Variables| support::telemetry(variables, |_| {});
+    TracedApp::start(options(extra), SIGNALS, telemetry, async |telemetry: &Telemetry, _: Option<&str>| app(telemetry))
+        .await
+}
+
+/// Routes that succeed, panic and fail a query, behind the signals layer (which names the caller from a test
+/// header) and the server layer.
+fn app(telemetry: &Telemetry) -> Router {
     let signals =
         telemetry.signals_layer().with_panic_response(json_internal_error).with_person_lookup(Arc::new(|headers| {
             let user = headers.get("x-test-user").and_then(|value| value.to_str().ok()).map(str::to_owned);
@@ -57,22 +56,12 @@ async fn harness(extra: &[(&str, &str)]) -> Harness {
                 async move { user.map(|handle| Person { id: format!("uuid-of-{handle}"), username: Some(handle) }) },
             )
         }));
-    let app = Router::new()
+    Router::new()
         .route("/api/ok", get(|| async { "fine" }))
         .route(PANIC_ROUTE, get(panicking))
         .route("/api/failing-query", get(failing_query))
         .layer(signals)
-        .layer(ServerLayer::new());
-    let (address, stop) = serve(app).await;
-    Harness {
-        base: format!("http://{address}"),
-        client: reqwest::Client::new(),
-        receiver,
-        sink,
-        _stop: stop,
-        telemetry,
-        _subscriber: subscriber,
-    }
+        .layer(ServerLayer::new())
 }
 
 async fn panicking() -> &'static str {
@@ -92,13 +81,6 @@ async fn failing_query() -> Response {
     let mut response = StatusCode::INTERNAL_SERVER_ERROR.into_response();
     response.extensions_mut().insert(Exception::from_error(&QueryFailed));
     response
-}
-
-impl Harness {
-    async fn get(&self, path: &str, headers: &[(&str, &str)]) -> reqwest::Response {
-        let request = self.client.get(format!("{}{path}", self.base)).headers(test_support::header_map(headers));
-        request.send().await.expect("the request")
-    }
 }
 
 /// A port nothing listens on.

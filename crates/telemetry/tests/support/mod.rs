@@ -69,14 +69,17 @@ pub async fn harness(extra: &[(&str, &str)]) -> TracedApp<Telemetry> {
     traced(options(extra).with_database(), |_| {}).await
 }
 
+/// Telemetry as `variables` configure it, with `adjust` applied to the configuration (what no variable sets).
+pub fn telemetry(variables: &Variables, adjust: impl FnOnce(&mut TelemetryConfig)) -> Telemetry {
+    let mut config =
+        TelemetryConfig::from_lookup("cruddur-test", |name| variables.get(name)).expect("a valid configuration");
+    adjust(&mut config);
+    Telemetry::new(&config).expect("telemetry")
+}
+
 /// The app traced as `options` configure it, with `adjust` applied to the configuration (what no variable sets).
 pub async fn traced(options: TracedOptions, adjust: impl FnOnce(&mut TelemetryConfig)) -> TracedApp<Telemetry> {
-    let telemetry = |variables: &Variables| {
-        let mut config =
-            TelemetryConfig::from_lookup("cruddur-test", |name| variables.get(name)).expect("a valid configuration");
-        adjust(&mut config);
-        Telemetry::new(&config).expect("telemetry")
-    };
+    let telemetry = |variables: &Variables| telemetry(variables, adjust);
     TracedApp::start(options, TELEMETRY, telemetry, async |telemetry: &Telemetry, database_url: Option<&str>| {
         let pool = match database_url {
             Some(url) => connect(telemetry, url).await,
