@@ -3,7 +3,8 @@
 -- - that many cruds, spread evenly over the users, one a second going back from an hour ago, none expired; their
 --   uuids are derived from their number (md5('crud' || n)), so replies can name them;
 -- - a reply to every third crud, by the next user (a notification for the crud's author);
--- - a message for every fifth crud, in conversations between neighbouring users;
+-- - a message for every fifth crud (and at least a page, 40, in every conversation), in a conversation between each pair
+--   of users, so whichever conversation a reader opens holds a full page at every size;
 -- - the needle: the oldest crud, the only one that says "haystackneedle" (a search's worst case);
 -- then ANALYZE, so the planner knows the sizes.
 
@@ -40,8 +41,8 @@ SELECT ids[1 + (n + 1) % cardinality(ids)],
 FROM bulk_users, generate_series(3, current_setting('cruddur.bulk_cruds')::int, 3) n;
 
 CREATE TEMP TABLE bulk_pairs AS
-SELECT i, least(ids[i], ids[i + 1]) AS low, greatest(ids[i], ids[i + 1]) AS high
-FROM bulk_users, generate_series(1, cardinality(ids) - 1) i;
+SELECT row_number() OVER (ORDER BY i, j) AS i, least(ids[i], ids[j]) AS low, greatest(ids[i], ids[j]) AS high
+FROM bulk_users, generate_series(1, cardinality(ids)) i, generate_series(i + 1, cardinality(ids)) j;
 
 INSERT INTO message_groups (direct_key)
 SELECT low || ':' || high FROM bulk_pairs
@@ -55,7 +56,8 @@ ON CONFLICT DO NOTHING;
 INSERT INTO messages (message_group_uuid, user_uuid, message, created_at)
 SELECT g.uuid, CASE WHEN m % 2 = 0 THEN p.low ELSE p.high END, 'message ' || m || ' about ' || words[1 + m % 17],
        now() - interval '1 hour' - m * interval '1 second'
-FROM bulk_words, generate_series(1, current_setting('cruddur.bulk_cruds')::int / 5) m
+FROM bulk_words,
+     generate_series(1, greatest(current_setting('cruddur.bulk_cruds')::int / 5, 40 * (SELECT count(*) FROM bulk_pairs))) m
 JOIN bulk_pairs p ON p.i = 1 + m % (SELECT count(*) FROM bulk_pairs)
 JOIN message_groups g ON g.direct_key = p.low || ':' || p.high;
 

@@ -18,9 +18,22 @@ const SWEEP_BATCH: i64 = 5_000;
 
 /// A pool whose every statement is cancelled after `statement_timeout` (zero: never), and whose callers wait at most
 /// as long for a free connection, so that slow queries answer an error instead of holding the pool.
+///
+/// Its prepared statements always run their generic plan: each feed's query is written so that its generic plan is
+/// one index range (the plan test in [`crate::feeds`] checks that plan), while Postgres's own choice between generic
+/// and per-execution plans depends on cost estimates that change with the data, and on a large table it planned
+/// every execution again, which cost more than running it. Search, whose best plan depends on the term, asks for its
+/// own plan ([`crate::feeds::search`]).
+///
+/// JIT compilation is off: Postgres compiles a plan whose estimated cost passes `jit_above_cost`, and a generic plan
+/// estimates its `LIMIT $1` as a tenth of the table, so on ten million activities every page of the home feed took
+/// tens of milliseconds of compiling to read forty rows.
 pub async fn connect(url: &str, max_connections: u32, statement_timeout: Duration) -> Result<PgPool, sqlx::Error> {
-    let options =
-        url.parse::<PgConnectOptions>()?.options([("statement_timeout", statement_timeout_setting(statement_timeout))]);
+    let options = url.parse::<PgConnectOptions>()?.options([
+        ("statement_timeout", statement_timeout_setting(statement_timeout).as_str()),
+        ("plan_cache_mode", "force_generic_plan"),
+        ("jit", "off"),
+    ]);
     let mut pool = PgPoolOptions::new().max_connections(max_connections);
     if !statement_timeout.is_zero() {
         pool = pool.acquire_timeout(statement_timeout);

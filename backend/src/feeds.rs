@@ -237,8 +237,8 @@ mod plans {
         db
     }
 
-    /// How Postgres runs `query` as sqlx runs it (a prepared statement): with the generic plan it settles on after a
-    /// few executions, or planned for `arguments` (the search's plan).
+    /// How Postgres runs `query` as sqlx runs it (a prepared statement): with the generic plan (every statement of the
+    /// pool's, see [`crate::db::connect`]), or planned for `arguments` (the search's plan).
     async fn plan<'q>(db: &PgPool, query: &impl Execute<'q, Postgres>, arguments: &str, generic: bool) -> String {
         let mut connection = db.acquire().await.expect("a connection");
         let mode = if generic { "force_generic_plan" } else { "force_custom_plan" };
@@ -267,6 +267,10 @@ mod plans {
     #[tokio::test]
     async fn every_feed_reads_an_index_range() {
         let db = large_database().await;
+        let mode: String = sqlx::query_scalar("SHOW plan_cache_mode").fetch_one(&db).await.expect("plan_cache_mode");
+        assert_eq!(mode, "force_generic_plan", "the pool's statements run the generic plans checked below");
+        let jit: String = sqlx::query_scalar("SHOW jit").fetch_one(&db).await.expect("jit");
+        assert_eq!(jit, "off", "a generic plan's cost estimate is no reason to compile it");
         let user: Uuid = sqlx::query_scalar("SELECT uuid FROM users ORDER BY created_at, uuid LIMIT 1")
             .fetch_one(&db)
             .await

@@ -73,8 +73,11 @@ enum Tracing {
     Both,
     /// OTLP pointed at a closed port: exports fail, requests must not notice.
     DeadOtlp,
-    /// OTLP + X-Ray, plus metrics over OTLP and every log line (`RUST_LOG=info`: the access log) to a CloudWatch
-    /// Logs stand-in.
+    /// OTLP + X-Ray, plus metrics over OTLP.
+    Metrics,
+    /// OTLP + X-Ray, plus every log line (`RUST_LOG=info`: the access log) to a CloudWatch Logs stand-in.
+    Logs,
+    /// OTLP + X-Ray, plus metrics and logs as above: every signal.
     Signals,
     All,
 }
@@ -87,6 +90,8 @@ impl Tracing {
             Tracing::Xray => "X-Ray only",
             Tracing::Both => "OTLP + X-Ray",
             Tracing::DeadOtlp => "dead OTLP",
+            Tracing::Metrics => "+ metrics",
+            Tracing::Logs => "+ CloudWatch",
             Tracing::Signals => "all signals",
             Tracing::All => "all",
         }
@@ -131,7 +136,16 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
 
     let modes = match args.tracing {
         Tracing::All => {
-            vec![Tracing::Off, Tracing::Otlp, Tracing::Xray, Tracing::Both, Tracing::DeadOtlp, Tracing::Signals]
+            vec![
+                Tracing::Off,
+                Tracing::Otlp,
+                Tracing::Xray,
+                Tracing::Both,
+                Tracing::DeadOtlp,
+                Tracing::Metrics,
+                Tracing::Logs,
+                Tracing::Signals,
+            ]
         }
         one => vec![one],
     };
@@ -163,7 +177,6 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
             results.iter().filter(|(measured, _)| *measured == mode).map(|(_, m)| figure(m)).collect();
         median(&mut values)
     };
-    let off = (median_of(Tracing::Off, |m| m.requests_per_second), median_of(Tracing::Off, |m| m.cpu_us_per_request));
     println!("\nmedians of {} round(s):", args.rounds.max(1));
     for &mode in &modes {
         let (rps, p99, cpu) = (
@@ -172,19 +185,33 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
             median_of(mode, |m| m.cpu_us_per_request),
         );
         let (Some(rps), Some(p99), Some(cpu)) = (rps, p99, cpu) else { continue };
-        let cost = match off {
-            (Some(off_rps), Some(off_cpu)) if mode != Tracing::Off => format!(
-                "  throughput {:+.1}%, CPU {:+.1} µs/request ({:+.1}%)",
-                100.0 * (rps / off_rps - 1.0),
-                cpu - off_cpu,
-                100.0 * (cpu / off_cpu - 1.0)
+        // Traces against none; the other signals against the traces they join.
+        let baseline = match mode {
+            Tracing::Off | Tracing::All => None,
+            Tracing::Metrics | Tracing::Logs | Tracing::Signals => Some(Tracing::Both),
+            Tracing::Otlp | Tracing::Xray | Tracing::Both | Tracing::DeadOtlp => Some(Tracing::Off),
+        };
+        let against = baseline.and_then(|baseline| {
+            Some((
+                baseline,
+                median_of(baseline, |m| m.requests_per_second)?,
+                median_of(baseline, |m| m.cpu_us_per_request)?,
+            ))
+        });
+        let cost = match against {
+            Some((baseline, base_rps, base_cpu)) => format!(
+                "  throughput {:+.1}%, CPU {:+.1} µs/request ({:+.1}%) against {}",
+                100.0 * (rps / base_rps - 1.0),
+                cpu - base_cpu,
+                100.0 * (cpu / base_cpu - 1.0),
+                baseline.label()
             ),
-            _ => String::new(),
+            None => String::new(),
         };
         println!("{:<13} {rps:>7.0} requests/s  p99 {p99:>6.2} ms  CPU {cpu:>6.1} µs/request{cost}", mode.label());
     }
     println!("({} connections, {} s each, GET /api/activities/home)", args.connections, args.seconds);
-    if modes.contains(&Tracing::Signals) {
+    if modes.iter().any(|mode| matches!(mode, Tracing::Logs | Tracing::Signals)) {
         let events: usize = cloudwatch.streams("cruddur").values().map(Vec::len).sum();
         println!("(the CloudWatch Logs stand-in received {events} log events)");
     }
@@ -241,7 +268,7 @@ impl Backend {
             .env("RUST_LOG", "warn")
             .env("OTEL_SERVICE_NAME", "cruddur-backend-bench")
             .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
-        if mode == Tracing::Signals {
+        if matches!(mode, Tracing::Logs | Tracing::Signals) {
             backend
                 .env("RUST_LOG", "info")
                 .env("LOG_FORMAT", "off")
@@ -249,12 +276,16 @@ impl Backend {
                 .env("AWS_ENDPOINT_URL_CLOUDWATCH_LOGS", cloudwatch.url())
                 .env("AWS_REGION", "us-east-1")
                 .env("AWS_ACCESS_KEY_ID", "AKIDBENCH")
-                .env("AWS_SECRET_ACCESS_KEY", "bench")
-                .env("OTEL_METRIC_EXPORT_INTERVAL", "5000");
+                .env("AWS_SECRET_ACCESS_KEY", "bench");
         } else {
-            backend.env("OTEL_METRICS_EXPORTER", "none").env_remove("CLOUDWATCH_LOG_GROUP");
+            backend.env_remove("CLOUDWATCH_LOG_GROUP");
         }
-        if matches!(mode, Tracing::Otlp | Tracing::Both | Tracing::Signals) {
+        if matches!(mode, Tracing::Metrics | Tracing::Signals) {
+            backend.env("OTEL_METRIC_EXPORT_INTERVAL", "5000");
+        } else {
+            backend.env("OTEL_METRICS_EXPORTER", "none");
+        }
+        if matches!(mode, Tracing::Otlp | Tracing::Both | Tracing::Metrics | Tracing::Logs | Tracing::Signals) {
             backend.env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{}", otlp.address));
         } else if mode == Tracing::DeadOtlp {
             let closed = TcpListener::bind("127.0.0.1:0")?.local_addr()?;
@@ -262,7 +293,7 @@ impl Backend {
         } else {
             backend.env_remove("OTEL_EXPORTER_OTLP_ENDPOINT");
         }
-        if matches!(mode, Tracing::Xray | Tracing::Both | Tracing::Signals) {
+        if matches!(mode, Tracing::Xray | Tracing::Both | Tracing::Metrics | Tracing::Logs | Tracing::Signals) {
             backend.env("AWS_XRAY_SDK_ENABLED", "true").env("AWS_XRAY_DAEMON_ADDRESS", xray.address.to_string());
         } else {
             backend.env("AWS_XRAY_SDK_ENABLED", "false");
@@ -391,12 +422,14 @@ fn median_measured(rounds: &[Measured]) -> Measured {
     }
 }
 
-/// Runs `backend/sql/bulk_load.sql` with `cruddur.bulk_cruds = cruds`.
+/// Runs `backend/sql/bulk_load.sql` with `cruddur.bulk_cruds = cruds`, then `VACUUM`.
 fn bulk_load(cluster: &Cluster, database: &str, cruds: u32) -> anyhow::Result<()> {
     let script = workspace_root().join("backend/sql/bulk_load.sql");
     let mut wrapper = tempfile::NamedTempFile::new()?;
     writeln!(wrapper, "SET cruddur.bulk_cruds = {cruds};")?;
     writeln!(wrapper, "\\i '{}'", script.display())?;
+    // Vacuumed now, so autovacuum has nothing left to do on the fresh rows while the routes are measured.
+    writeln!(wrapper, "VACUUM;")?;
     cluster.execute_file(database, wrapper.path()).with_context(|| format!("bulk-loading {cruds} cruds"))
 }
 

@@ -85,6 +85,7 @@ impl Journey<'_> {
         self.counter_stops_long_cruds().await?;
         self.reply_and_profile(&crud).await?;
         self.direct_message().await?;
+        self.earlier_messages().await?;
         self.every_page_renders().await?;
         let trace = self.crud_is_one_trace(receiver).await?;
         self.no_key_anywhere(receiver).await?;
@@ -228,6 +229,44 @@ impl Journey<'_> {
         self.wait_for_text(".message_groups .last_message", "Hello Bayko, from the e2e test.").await?;
         self.open("/messages/@bayko").await?;
         self.wait_for_text("h1", "Messages with Andrew Bayko").await?;
+        self.wait_for_text(".messages .message p", "Hello Bayko, from the e2e test.").await?;
+        Ok(())
+    }
+
+    /// A page of new messages pushes the first one out of the conversation's first page; "Show earlier" brings it
+    /// back above them.
+    async fn earlier_messages(&self) -> anyhow::Result<()> {
+        let sent = self
+            .client
+            .execute_async(
+                "const [count, done] = arguments;
+                 (async () => {
+                     const { backend_url } = await (await fetch('/config.json')).json();
+                     const { token } = JSON.parse(localStorage.getItem('cruddur.session'));
+                     for (let n = 1; n <= count; n++) {
+                         const answer = await fetch(backend_url + '/api/messages', {
+                             method: 'POST',
+                             headers: { 'Authorization': 'Bearer ' + token, 'Content-Type': 'application/json' },
+                             body: JSON.stringify({ handle: 'bayko', message: 'Paging message ' + n }),
+                         });
+                         if (!answer.ok) throw new Error('message ' + n + ' answered ' + answer.status);
+                     }
+                 })().then(() => done(null), error => done(String(error)));",
+                vec![serde_json::json!(cruddur_api::PAGE_SIZE)],
+            )
+            .await?;
+        ensure!(sent.is_null(), "sending a page of messages: {sent}");
+        self.open("/messages/@bayko").await?;
+        self.wait_for_text(".messages .message p", &format!("Paging message {}", cruddur_api::PAGE_SIZE)).await?;
+        let mut first_page = Vec::new();
+        for message in self.client.find_all(Locator::Css(".messages .message p")).await? {
+            first_page.push(message.text().await?);
+        }
+        ensure!(
+            first_page.len() == cruddur_api::PAGE_SIZE && !first_page.iter().any(|text| text.contains("Hello Bayko")),
+            "the first page holds the newest messages only: {first_page:?}"
+        );
+        self.click("button.show_more").await?;
         self.wait_for_text(".messages .message p", "Hello Bayko, from the e2e test.").await?;
         Ok(())
     }

@@ -4,13 +4,9 @@
 //! and say so instead of pretending.
 
 use chrono::{DateTime, Utc};
-use cruddur_api::{Activity, PAGE_SIZE};
+use cruddur_api::Activity;
 use leptos::prelude::*;
 use leptos_router::components::A;
-use serde::de::DeserializeOwned;
-use uuid::Uuid;
-
-use super::{ErrorNotice, Submitter};
 
 /// A titled list of activities, or a friendly line when there are none.
 #[component]
@@ -20,58 +16,15 @@ pub(crate) fn ActivityFeed(activities: Vec<Activity>, #[prop(optional)] empty: O
     }
     view! {
         <ol class="activity_feed">
-            {activities.into_iter().map(|activity| view! { <li><ActivityItem activity /></li> }).collect_view()}
+            {activities.into_iter().map(activity_entry).collect_view()}
         </ol>
     }
     .into_any()
 }
 
-/// The cursor of the page after `page` (its last activity), when `page` was full: there may be more.
-pub(crate) fn next_cursor(page: &[Activity]) -> Option<Uuid> {
-    page.last().filter(|_| page.len() >= PAGE_SIZE).map(|last| last.uuid)
-}
-
-/// The rest of a newest-first feed, below its first page: a "Show more" button at the end of the feed while the last
-/// page was full; each press appends the page before `cursor` (from [`next_cursor`] of the first page). `path` is the
-/// feed's API path and `activities` reads a page's activities from its answer.
-#[component]
-pub(crate) fn MoreActivities<T>(path: String, cursor: Option<Uuid>, activities: fn(T) -> Vec<Activity>) -> impl IntoView
-where
-    T: DeserializeOwned + 'static,
-{
-    let submitter = Submitter::new("next page");
-    let shown = RwSignal::new(Vec::<Activity>::new());
-    let next = RwSignal::new(cursor);
-    let pending = submitter.pending();
-    let error = submitter.error();
-    let show_more = move |_| {
-        let Some(before) = next.get_untracked() else { return };
-        let separator = if path.contains('?') { '&' } else { '?' };
-        let page = format!("{path}{separator}before={before}");
-        submitter.send(
-            move |api| async move { api.get::<T>(&page).await },
-            move |answer| {
-                let page = activities(answer);
-                next.set(next_cursor(&page));
-                shown.update(|shown| shown.extend(page));
-            },
-        );
-    };
-    view! {
-        <ol class="activity_feed">
-            <For each=move || shown.get() key=|activity| activity.uuid let:activity>
-                <li>
-                    <ActivityItem activity />
-                </li>
-            </For>
-        </ol>
-        <Show when=move || next.with(Option::is_some)>
-            <button class="show_more secondary" on:click=show_more.clone() disabled=move || pending.get()>
-                {move || if pending.get() { "Loading…" } else { "Show more" }}
-            </button>
-        </Show>
-        <ErrorNotice error=error />
-    }
+/// One activity as an item of a list (`<li>`), for the pages after a feed's first.
+pub(crate) fn activity_entry(activity: Activity) -> impl IntoView {
+    view! { <li><ActivityItem activity /></li> }
 }
 
 /// One crud or reply.

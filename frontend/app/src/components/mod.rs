@@ -4,8 +4,10 @@ mod activity;
 mod feedback;
 mod forms;
 mod layout;
+mod paging;
 
-pub(crate) use activity::{ActivityFeed, ActivityItem, MoreActivities, ago, next_cursor, now};
+pub(crate) use activity::{ActivityFeed, ActivityItem, activity_entry, ago, now};
 pub(crate) use feedback::{ErrorNotice, Loaded, RequireSignIn};
 pub(crate) use forms::{CrudForm, MessageForm, Recipient, ReplyForm, Submitter, TextField};
 pub(crate) use layout::Shell;
+pub(crate) use paging::{MorePages, Order};

@@ -6,14 +6,20 @@ use leptos_router::components::A;
 
 use crate::api::load;
 use crate::auth::use_session;
-use crate::components::{ActivityFeed, CrudForm, Loaded, MoreActivities, Shell, next_cursor};
+use crate::components::{ActivityFeed, CrudForm, Loaded, MorePages, Order, Shell, activity_entry};
 
 /// A feed of activities a page at a time: the first page, then "Show more" at its end.
 fn paged_feed(path: &'static str, activities: Vec<Activity>, empty: &'static str) -> impl IntoView {
-    let cursor = next_cursor(&activities);
     view! {
-        <ActivityFeed activities empty />
-        <MoreActivities path={path.to_owned()} cursor activities={|page: Vec<Activity>| page} />
+        <ActivityFeed activities=activities.clone() empty />
+        <MorePages
+            path=path.to_owned()
+            order=Order::NewestFirst
+            first_page=activities
+            items={|page: Vec<Activity>| page}
+            item=activity_entry
+            class="activity_feed"
+        />
     }
 }
 

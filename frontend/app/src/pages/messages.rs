@@ -1,7 +1,7 @@
 //! Direct messages (signed in only): `/messages` (the conversations), `/messages/new/:handle` (the first message to
 //! someone), `/messages/@:handle` (the conversation with someone, started by the first message sent there) and
 //! `/messages/:message_group_uuid` (one conversation); a conversation shows its newest messages, oldest first, with
-//! the message form.
+//! the earlier ones a page at a time above them and the message form below.
 
 use cruddur_api::{CreatedMessage, Message, MessageGroup, UserShort};
 use leptos::prelude::*;
@@ -11,7 +11,7 @@ use leptos_router::hooks::{use_navigate, use_params_map};
 use uuid::Uuid;
 
 use crate::api::load;
-use crate::components::{Loaded, MessageForm, Recipient, RequireSignIn, Shell, ago, now};
+use crate::components::{Loaded, MessageForm, MorePages, Order, Recipient, RequireSignIn, Shell, ago, now};
 
 /// `/messages`.
 #[component]
@@ -26,10 +26,11 @@ pub(crate) fn MessagesPage() -> impl IntoView {
     }
 }
 
-/// The caller's conversations, newest first.
+/// The caller's conversations, most recently active first, a page at a time.
 #[component]
 fn MessageGroups() -> impl IntoView {
-    let groups = load::<Vec<MessageGroup>>(|| "/api/message_groups".to_owned());
+    const PATH: &str = "/api/message_groups";
+    let groups = load::<Vec<MessageGroup>>(|| PATH.to_owned());
     view! {
         <Loaded
             resource=groups
@@ -40,28 +41,33 @@ fn MessageGroups() -> impl IntoView {
                     }
                         .into_any();
                 }
-                let now = now();
                 view! {
-                    <ul class="message_groups">
-                        {groups
-                            .into_iter()
-                            .map(|group| {
-                                view! {
-                                    <li>
-                                        <A href=format!("/messages/{}", group.uuid) attr:class="message_group">
-                                            <strong>{group.display_name}</strong>
-                                            <small>"@"{group.handle}" · "{ago(group.created_at, now)}</small>
-                                            <span class="last_message">{group.message}</span>
-                                        </A>
-                                    </li>
-                                }
-                            })
-                            .collect_view()}
-                    </ul>
+                    <ol class="message_groups">{groups.clone().into_iter().map(message_group_entry).collect_view()}</ol>
+                    <MorePages
+                        path=PATH.to_owned()
+                        order=Order::NewestFirst
+                        first_page=groups
+                        items={|page: Vec<MessageGroup>| page}
+                        item=message_group_entry
+                        class="message_groups"
+                    />
                 }
                     .into_any()
             }}
         />
+    }
+}
+
+/// One conversation of the list: the other person, when it was last active, its last message.
+fn message_group_entry(group: MessageGroup) -> impl IntoView {
+    view! {
+        <li>
+            <A href=format!("/messages/{}", group.uuid) attr:class="message_group">
+                <strong>{group.display_name}</strong>
+                <small>"@"{group.handle}" · "{ago(group.created_at, now())}</small>
+                <span class="last_message">{group.message}</span>
+            </A>
+        </li>
     }
 }
 
@@ -116,10 +122,11 @@ pub(crate) fn ConversationPage() -> impl IntoView {
 fn Conversation() -> impl IntoView {
     let params = use_params_map();
     let group = Memo::new(move |_| params.with(|params| params.get("message_group_uuid").unwrap_or_default()));
-    let messages = load::<Vec<Message>>(move || format!("/api/messages/{}", group.get()));
+    let path = move || format!("/api/messages/{}", group.get());
+    let messages = load::<Vec<Message>>(path);
     view! {
         <h1>"Conversation"</h1>
-        <Loaded resource=messages view=message_list />
+        <Loaded resource=messages view=move |messages| message_list(path(), messages) />
         {move || {
             group
                 .get()
@@ -151,7 +158,8 @@ fn PersonConversation() -> impl IntoView {
     let params = use_params_map();
     let handle = Memo::new(move |_| params.with(|params| params.get("handle").unwrap_or_default()));
     let person = load::<UserShort>(move || format!("/api/users/@{}/short", handle.get()));
-    let messages = load::<Vec<Message>>(move || format!("/api/messages/@{}", handle.get()));
+    let path = move || format!("/api/messages/@{}", handle.get());
+    let messages = load::<Vec<Message>>(path);
     view! {
         <Loaded
             resource=person
@@ -159,7 +167,7 @@ fn PersonConversation() -> impl IntoView {
                 view! {
                     <h1>"Messages with "{person.display_name}</h1>
                     <p class="handle">"@"{person.handle.clone()}</p>
-                    <Loaded resource=messages view=message_list />
+                    <Loaded resource=messages view=move |messages| message_list(path(), messages) />
                     <MessageForm recipient=Recipient::Handle(person.handle) on_sent=move |_| messages.refetch() />
                 }
             }
@@ -167,27 +175,33 @@ fn PersonConversation() -> impl IntoView {
     }
 }
 
-/// A conversation's messages, oldest first.
-fn message_list(messages: Vec<Message>) -> impl IntoView {
+/// A page of a conversation (`path` with `before` leads to the earlier ones), oldest first, with "Show earlier"
+/// above it while there are more.
+fn message_list(path: String, messages: Vec<Message>) -> impl IntoView {
     if messages.is_empty() {
         return view! { <p class="empty">"No messages yet. Say hello."</p> }.into_any();
     }
-    let now = now();
     view! {
-        <ol class="messages">
-            {messages
-                .into_iter()
-                .map(|message| {
-                    view! {
-                        <li class="message">
-                            <strong>{message.display_name}</strong>
-                            <small>"@"{message.handle}" · "{ago(message.created_at, now)}</small>
-                            <p>{message.message}</p>
-                        </li>
-                    }
-                })
-                .collect_view()}
-        </ol>
+        <MorePages
+            path
+            order=Order::OldestFirst
+            first_page=messages.clone()
+            items={|page: Vec<Message>| page}
+            item=message_entry
+            class="messages"
+        />
+        <ol class="messages">{messages.into_iter().map(message_entry).collect_view()}</ol>
     }
     .into_any()
+}
+
+/// One message: who, when, what.
+fn message_entry(message: Message) -> impl IntoView {
+    view! {
+        <li class="message">
+            <strong>{message.display_name}</strong>
+            <small>"@"{message.handle}" · "{ago(message.created_at, now())}</small>
+            <p>{message.message}</p>
+        </li>
+    }
 }

@@ -10,8 +10,8 @@ use leptos_router::hooks::use_params_map;
 use crate::api::{ApiError, load};
 use crate::auth::use_session;
 use crate::components::{
-    ActivityFeed, ActivityItem, ErrorNotice, Loaded, MoreActivities, ReplyForm, Shell, Submitter, TextField,
-    next_cursor,
+    ActivityFeed, ActivityItem, ErrorNotice, Loaded, MorePages, Order, ReplyForm, Shell, Submitter, TextField,
+    activity_entry,
 };
 
 fn handle_param() -> Memo<String> {
@@ -30,14 +30,16 @@ pub(crate) fn ProfilePage() -> impl IntoView {
             <Loaded
                 resource=page
                 view=move |UserActivities { profile, activities }| {
-                    let cursor = next_cursor(&activities);
                     view! {
                         <ProfileHeading profile />
-                        <ActivityFeed activities empty="No cruds yet." />
-                        <MoreActivities
+                        <ActivityFeed activities=activities.clone() empty="No cruds yet." />
+                        <MorePages
                             path=path()
-                            cursor
-                            activities={|page: UserActivities| page.activities}
+                            order=Order::NewestFirst
+                            first_page=activities
+                            items={|page: UserActivities| page.activities}
+                            item=activity_entry
+                            class="activity_feed"
                         />
                     }
                 }
@@ -141,6 +143,7 @@ pub(crate) fn StatusPage() -> impl IntoView {
     });
     let replies_view = move |ActivityWithReplies { activity, replies }: ActivityWithReplies| {
         let uuid = activity.uuid;
+        let path = format!("/api/activities/@{}/status/{uuid}", activity.handle);
         view! {
             <ActivityItem activity />
             {move || {
@@ -151,6 +154,14 @@ pub(crate) fn StatusPage() -> impl IntoView {
                 }
             }}
             <h2 class="replies_title">"Replies"</h2>
+            <MorePages
+                path
+                order=Order::OldestFirst
+                first_page=replies.clone()
+                items={|page: ActivityWithReplies| page.replies}
+                item=activity_entry
+                class="activity_feed"
+            />
             <ActivityFeed activities=replies empty="No replies yet." />
         }
     };
