@@ -28,9 +28,14 @@ use aws_config::timeout::TimeoutConfig;
 use aws_sdk_cloudwatchlogs::Client;
 use aws_sdk_cloudwatchlogs::types::InputLogEvent;
 use tokio::sync::{Notify, mpsc};
-use tracing_subscriber::fmt::MakeWriter;
+use tracing::{Dispatch, Event, Subscriber};
+use tracing_subscriber::Layer;
+use tracing_subscriber::layer;
+use tracing_subscriber::registry::LookupSpan;
 
 use crate::config::CloudWatchConfig;
+use crate::context::DispatchSlot;
+use crate::logs::json_line;
 
 /// How often the buffer is shipped.
 pub const FLUSH_INTERVAL: Duration = Duration::from_secs(5);
@@ -105,9 +110,7 @@ struct Shared {
 }
 
 impl Shared {
-    fn push(&self, line: &[u8]) {
-        let text = String::from_utf8_lossy(line);
-        let mut message = text.trim_end_matches(['\n', '\r']).to_owned();
+    fn push(&self, mut message: String) {
         if message.is_empty() {
             return;
         }
@@ -213,9 +216,9 @@ impl CloudWatchLogs {
         Ok(Self { shared, commands: Some(commands), thread: Some(thread), log_stream })
     }
 
-    /// The writer the JSON log layer writes each line to.
-    pub(crate) fn writer(&self) -> CloudWatchWriter {
-        CloudWatchWriter(self.shared.clone())
+    /// The layer that buffers every event it is given as a JSON line.
+    pub(crate) fn layer(&self) -> CloudWatchLayer {
+        CloudWatchLayer { shared: self.shared.clone(), dispatch: DispatchSlot::default() }
     }
 
     pub(crate) fn log_stream(&self) -> &str {
@@ -256,28 +259,35 @@ fn stream_name(service_name: &str) -> String {
     name.replace([':', '*'], "-")
 }
 
-/// Hands each formatted line to the buffer (see [`CloudWatchLogs::writer`]).
-#[derive(Clone)]
-pub(crate) struct CloudWatchWriter(Arc<Shared>);
-
-impl io::Write for CloudWatchWriter {
-    fn write(&mut self, line: &[u8]) -> io::Result<usize> {
-        if !SHIPPING.get() {
-            self.0.push(line);
-        }
-        Ok(line.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
+/// Buffers each event as the JSON line the console's `json` format prints ([`crate::logs::json_line`]), made
+/// here rather than by a formatting layer and a writer, so a line is written once, into the string shipped.
+pub(crate) struct CloudWatchLayer {
+    shared: Arc<Shared>,
+    dispatch: DispatchSlot,
 }
 
-impl<'a> MakeWriter<'a> for CloudWatchWriter {
-    type Writer = CloudWatchWriter;
+/// Room for a typical line (the access log's is about 300 bytes), so that most lines are written without growing.
+const LINE_CAPACITY: usize = 512;
 
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
+impl<S> Layer<S> for CloudWatchLayer
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_register_dispatch(&self, dispatch: &Dispatch) {
+        self.dispatch.register(dispatch);
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: layer::Context<'_, S>) {
+        if SHIPPING.get() {
+            return;
+        }
+        let mut line = Vec::with_capacity(LINE_CAPACITY);
+        let span = ctx.event_span(event);
+        let context = self.dispatch.event_context(event);
+        json_line(&mut line, event, span.as_ref().map(|span| span.name()), context.as_ref());
+        let message =
+            String::from_utf8(line).unwrap_or_else(|error| String::from_utf8_lossy(error.as_bytes()).into_owned());
+        self.shared.push(message);
     }
 }
 
@@ -503,7 +513,7 @@ mod tests {
         let shared = shared();
         let line = "x".repeat(1000);
         for _ in 0..2500 {
-            shared.push(line.as_bytes());
+            shared.push(line.clone());
         }
         let mut sizes = Vec::new();
         loop {
@@ -532,7 +542,7 @@ mod tests {
         }
         assert_eq!(shared.take_batch().len(), 2);
         assert_eq!(shared.take_batch().len(), 2);
-        shared.push("é".repeat(MAX_EVENT_BYTES).as_bytes());
+        shared.push("é".repeat(MAX_EVENT_BYTES));
         let batch = shared.take_batch();
         assert!(batch[0].size() <= MAX_EVENT_BYTES, "{}", batch[0].size());
     }
@@ -542,7 +552,7 @@ mod tests {
         let shared = shared();
         let line = "x".repeat(MAX_EVENT_BYTES - EVENT_OVERHEAD_BYTES);
         for _ in 0..40 {
-            shared.push(line.as_bytes());
+            shared.push(line.clone());
         }
         assert_eq!(shared.stats().dropped, 8);
     }

@@ -5,17 +5,22 @@
 //! `span_id`, not the fields of the spans around it: those are in the trace.
 
 use std::cell::RefCell;
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::io::IsTerminal;
+use std::io::Write as _;
 
+use opentelemetry::Context;
 use opentelemetry::trace::TraceContextExt;
+use tracing::field::{Field, Visit};
 use tracing::span::Record;
 use tracing::{Dispatch, Event, Subscriber};
 use tracing_subscriber::field::RecordFields;
-use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::fmt::FormattedFields;
 use tracing_subscriber::fmt::format::{self, FormatEvent, FormatFields, Writer};
+use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
 use tracing_subscriber::fmt::{FmtContext, MakeWriter};
+use tracing_subscriber::layer::Filter;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::{EnvFilter, Layer};
 
@@ -40,8 +45,7 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
-    let filter = EnvFilter::try_new(&config.filter)
-        .map_err(|error| ConfigError { variable: "RUST_LOG", reason: error.to_string() })?;
+    let filter = log_filter(&config.filter)?;
     let fmt = tracing_subscriber::fmt::layer().with_writer(writer).with_ansi(ansi);
     let dispatch = DispatchSlot::default();
     let layer: BoxedLayer<S> = match config.format {
@@ -60,12 +64,8 @@ where
             fmt.pretty().event_format(format).with_filter(filter).boxed()
         }
         LogFormat::Json => {
-            // The line names its span (`span.name`, `trace_id`, `span_id`) and the trace holds the spans' fields:
-            // copying them into every line would cost formatting each span's fields as JSON, and parsing them back
-            // for each line.
-            let json = format::format().json().with_span_list(false);
-            let format = WithTraceId { inner: json, style: Style::Json, dispatch: dispatch.clone() };
-            fmt.json().fmt_fields(SpanNamesOnly).event_format(format).with_filter(filter).boxed()
+            let format = JsonLines { dispatch: dispatch.clone() };
+            fmt.fmt_fields(SpanNamesOnly).event_format(format).with_filter(filter).boxed()
         }
     };
     // The formatter has no registration hook of its own; this layer, interested in nothing, lends it one.
@@ -73,8 +73,28 @@ where
     Ok(Some(layer))
 }
 
-/// The span fields JSON lines carry: none, as the empty object the JSON formatter reads back, so that its `span`
-/// member holds the span's name only (the event's own fields are written by the event formatter itself).
+/// `RUST_LOG` as a per-layer filter. Directives by target and level only (`info`, `warn,cruddur=debug`) become
+/// [`Targets`], decided once per call site; an [`EnvFilter`] serves the others (`[span{field=value}]`), and for every
+/// span it takes a lock on each enter and exit to track which spans it filters by, a cost each poll of an
+/// instrumented future would pay.
+pub(crate) fn log_filter<S>(directives: &str) -> Result<BoxedFilter<S>, ConfigError>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    let env_filter = EnvFilter::try_new(directives)
+        .map_err(|error| ConfigError { variable: "RUST_LOG", reason: error.to_string() })?;
+    let by_target_and_level = !directives.contains(['[', '{']);
+    match directives.parse::<Targets>() {
+        Ok(targets) if by_target_and_level => Ok(Box::new(targets)),
+        _ => Ok(Box::new(env_filter)),
+    }
+}
+
+/// A per-layer filter boxed so that each kind fits one type.
+pub(crate) type BoxedFilter<S> = Box<dyn Filter<S> + Send + Sync + 'static>;
+
+/// The span fields the formatter keeps: none. JSON lines name their span and the trace holds the spans' fields, so
+/// recording them for each span would be work no line reads.
 struct SpanNamesOnly;
 
 impl<'writer> FormatFields<'writer> for SpanNamesOnly {
@@ -94,8 +114,6 @@ enum Style {
     Line,
     /// An indented `trace_id: ...` line, as the pretty format lays out fields.
     Pretty,
-    /// `"trace_id"` and `"span_id"` members at the end of the JSON object.
-    Json,
 }
 
 /// Adds the current OpenTelemetry trace (and span) id to the line of an inner formatter.
@@ -135,13 +153,134 @@ where
             match self.style {
                 Style::Line => writeln!(writer, "{body} trace_id={}", ids.trace_id()),
                 Style::Pretty => writeln!(writer, "{body}\n    trace_id: {}\n", ids.trace_id()),
-                Style::Json => match body.strip_suffix('}') {
-                    Some(object) => {
-                        writeln!(writer, r#"{object},"trace_id":"{}","span_id":"{}"}}"#, ids.trace_id(), ids.span_id())
-                    }
-                    None => writeln!(writer, "{body}"),
-                },
             }
         })
+    }
+}
+
+/// JSON lines (stdout's `json` format), through [`json_line`].
+struct JsonLines {
+    dispatch: DispatchSlot,
+}
+
+thread_local! {
+    static JSON_LINE: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+impl<S, N> FormatEvent<S, N> for JsonLines
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> fmt::Result {
+        let span = ctx.parent_span();
+        let context = self.dispatch.event_context(event);
+        JSON_LINE.with_borrow_mut(|line| {
+            line.clear();
+            json_line(line, event, span.as_ref().map(|span| span.name()), context.as_ref());
+            writer.write_str(std::str::from_utf8(line).map_err(|_| fmt::Error)?)?;
+            writer.write_char('\n')
+        })
+    }
+}
+
+/// `event` as one JSON object, appended to `line` (without a newline), in the shape of `tracing-subscriber`'s JSON
+/// format: `{"timestamp":…,"level":…,"fields":{…},"target":…,"span":{"name":…},"trace_id":…,"span_id":…}`. `span`
+/// (the innermost span around the event) is there inside a span, the ids inside a traced one (`context`).
+///
+/// Written directly rather than through `tracing-subscriber`'s formatter, which collects the fields into a map of
+/// JSON values and reads the span's recorded fields back as JSON for each line: the access log writes one line per
+/// request, to the console and to CloudWatch.
+pub(crate) fn json_line(line: &mut Vec<u8>, event: &Event<'_>, span: Option<&str>, context: Option<&Context>) {
+    let metadata = event.metadata();
+    line.extend_from_slice(b"{\"timestamp\":\"");
+    let mut timestamp = String::with_capacity(32);
+    // `SystemTime` writes RFC 3339 in UTC, as the JSON format does; writing to a String cannot fail.
+    let _ = SystemTime.format_time(&mut Writer::new(&mut timestamp));
+    line.extend_from_slice(timestamp.as_bytes());
+    line.extend_from_slice(b"\",\"level\":\"");
+    line.extend_from_slice(metadata.level().as_str().as_bytes());
+    line.extend_from_slice(b"\",\"fields\":{");
+    event.record(&mut JsonFields { line: &mut *line, first: true, text: String::new() });
+    line.extend_from_slice(b"},\"target\":");
+    json_string(line, metadata.target());
+    if let Some(span) = span {
+        line.extend_from_slice(b",\"span\":{\"name\":");
+        json_string(line, span);
+        line.push(b'}');
+    }
+    if let Some(context) = context {
+        let span = context.span();
+        let ids = span.span_context();
+        // Hex digits: nothing to escape.
+        let _ = write!(line, r#","trace_id":"{}","span_id":"{}""#, ids.trace_id(), ids.span_id());
+    }
+    line.push(b'}');
+}
+
+/// `text` as a JSON string, quoted and escaped.
+fn json_string(line: &mut Vec<u8>, text: &str) {
+    // Writing to a Vec cannot fail, and a str always serializes.
+    let _ = serde_json::to_writer(line, text);
+}
+
+/// Writes an event's fields as the members of a JSON object.
+struct JsonFields<'a> {
+    line: &'a mut Vec<u8>,
+    first: bool,
+    /// Scratch space for values formatted with `Debug` or `Display`.
+    text: String,
+}
+
+impl JsonFields<'_> {
+    fn key(&mut self, field: &Field) {
+        if !std::mem::take(&mut self.first) {
+            self.line.push(b',');
+        }
+        json_string(self.line, field.name());
+        self.line.push(b':');
+    }
+
+    fn number(&mut self, field: &Field, value: impl serde::Serialize) {
+        self.key(field);
+        // A non-finite float serializes as `null`; writing to a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *self.line, &value);
+    }
+}
+
+impl Visit for JsonFields<'_> {
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.number(field, value);
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.number(field, value);
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.number(field, value);
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.number(field, value);
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.key(field);
+        json_string(self.line, value);
+    }
+
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        self.text.clear();
+        let _ = write!(self.text, "{value}");
+        self.key(field);
+        json_string(self.line, &self.text);
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.text.clear();
+        let _ = write!(self.text, "{value:?}");
+        self.key(field);
+        json_string(self.line, &self.text);
     }
 }

@@ -27,10 +27,11 @@ use opentelemetry::KeyValue;
 use opentelemetry::trace::TraceContextExt;
 use tower::{Layer, Service};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing_subscriber::Layer as _;
 
 use crate::TelemetryError;
 use crate::cloudwatch::{CloudWatchLogs, CloudWatchStats};
-use crate::config::{LogConfig, LogFormat, TelemetryConfig};
+use crate::config::TelemetryConfig;
 use crate::exceptions::{Exception, InRequest, take_panic};
 use crate::export::LaneStats;
 use crate::logs::BoxedLayer;
@@ -98,8 +99,8 @@ impl Signals {
         S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
     {
         let Some(cloudwatch) = &self.cloudwatch else { return Ok(None) };
-        let json = LogConfig { format: LogFormat::Json, filter: self.log_filter.clone() };
-        crate::logs::layer(&json, cloudwatch.writer(), false)
+        let filter = crate::logs::log_filter(&self.log_filter)?;
+        Ok(Some(cloudwatch.layer().with_filter(filter).boxed()))
     }
 
     /// The stream this process's lines go to, when CloudWatch Logs is on.

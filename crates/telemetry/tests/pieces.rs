@@ -94,6 +94,15 @@ async fn text_log_lines_end_with_the_trace_id_and_rust_log_filters() {
 }
 
 #[tokio::test]
+async fn rust_log_filters_by_span_too() {
+    let (_, lines) = logged_request(LogFormat::Text, "warn,[home-activities]=info").await;
+    assert!(lines.iter().any(|line| line.contains("loading activities")), "the line in the span named: {lines:#?}");
+
+    let (_, elsewhere) = logged_request(LogFormat::Text, "warn,[another-span]=info").await;
+    assert!(!elsewhere.iter().any(|line| line.contains("loading activities")), "{elsewhere:#?}");
+}
+
+#[tokio::test]
 async fn lines_in_spans_that_are_not_traced_carry_the_trace_id_of_the_traced_span_around() {
     let (trace_id, lines) = logged_request(LogFormat::Text, "info,pieces=debug").await;
     let fetched = lines.iter().find(|line| line.contains("activities fetched")).expect("the line in the debug span");
