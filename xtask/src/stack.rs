@@ -73,23 +73,19 @@ impl Stack {
             .env("BIND_ADDRESS", "127.0.0.1")
             .env("SEED_IF_EMPTY", "true")
             .env("FRONTEND_URL", format!("http://{frontend}"))
-            .env("AWS_XRAY_DAEMON_ADDRESS", daemon.to_string())
             // Every trace to X-Ray (not X-Ray's default sample): the checks follow one request there.
-            .env("AWS_XRAY_SAMPLING_RULES", EVERY_TRACE)
-            // OTLP to the daemon, which holds the destination's key: the backend needs none.
-            .env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{daemon}"))
-            .env_remove("OTEL_EXPORTER_OTLP_HEADERS")
-            .env_remove("HONEYCOMB_API_KEY")
-            .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
-        services.start("backend", &mut backend_command)?;
-        services.start(
-            "frontend",
-            Command::new(binary("cruddur-frontend"))
-                .env("PORT", frontend.port().to_string())
-                .env("BIND_ADDRESS", "127.0.0.1")
-                .env("BACKEND_URL", format!("http://{backend}"))
-                .env("FRONTEND_DIST", dist),
-        )?;
+            .env("AWS_XRAY_SAMPLING_RULES", EVERY_TRACE);
+        services.start("backend", traced_through(&mut backend_command, daemon))?;
+        let mut frontend_command = Command::new(binary("cruddur-frontend"));
+        frontend_command
+            .env("PORT", frontend.port().to_string())
+            .env("BIND_ADDRESS", "127.0.0.1")
+            .env("BACKEND_URL", format!("http://{backend}"))
+            .env("FRONTEND_DIST", dist)
+            // Its own name, whatever the environment names the backend with (as compose does).
+            .env("OTEL_SERVICE_NAME", "cruddur-frontend-server")
+            .env_remove("AWS_XRAY_TRACING_NAME");
+        services.start("frontend", traced_through(&mut frontend_command, daemon))?;
         for address in [daemon, backend, frontend] {
             wait_for_port(address, Duration::from_secs(60))
                 .or_else(|error| services.check_running().and(Err(error)))?;
@@ -133,6 +129,17 @@ pub(crate) fn segments_of_trace(xray_api: &HttpSink, root: &str) -> Vec<serde_js
 
 fn free_port() -> std::io::Result<SocketAddr> {
     TcpListener::bind("127.0.0.1:0")?.local_addr()
+}
+
+/// `command` (a binary running `cruddur-telemetry`) sending its segments and its OTLP to the daemon at `daemon`, which
+/// holds the destination's key: the binary needs none.
+fn traced_through(command: &mut Command, daemon: SocketAddr) -> &mut Command {
+    command
+        .env("AWS_XRAY_DAEMON_ADDRESS", daemon.to_string())
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{daemon}"))
+        .env_remove("OTEL_EXPORTER_OTLP_HEADERS")
+        .env_remove("HONEYCOMB_API_KEY")
+        .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
 }
 
 #[cfg(test)]

@@ -18,8 +18,12 @@ fn read(path: &str) -> String {
     std::fs::read_to_string(root().join(path)).unwrap_or_else(|error| panic!("{path}: {error}"))
 }
 
+/// `path` parsed, with its `<<` merge keys applied (compose shares the telemetry settings through one).
 fn yaml(path: &str) -> Value {
-    serde_norway::from_str(&read(path)).unwrap_or_else(|error| panic!("{path}: {error}"))
+    let mut value: serde_norway::Value =
+        serde_norway::from_str(&read(path)).unwrap_or_else(|error| panic!("{path}: {error}"));
+    value.apply_merge().unwrap_or_else(|error| panic!("{path}: {error}"));
+    serde_json::to_value(value).unwrap_or_else(|error| panic!("{path}: {error}"))
 }
 
 /// The environment variables of a clap command.
@@ -72,11 +76,20 @@ const AWS_CHAIN: [&str; 9] = [
     "AWS_CONTAINER_CREDENTIALS_FULL_URI",
 ];
 
-fn backend_vars() -> BTreeSet<String> {
-    let mut vars = clap_vars(cruddur_backend::Config::command());
+/// A binary's own variables (its clap configuration) and those of the telemetry it starts.
+fn telemetry_binary_vars(command: clap::Command) -> BTreeSet<String> {
+    let mut vars = clap_vars(command);
     vars.extend(telemetry_vars());
     vars.extend(CLOUDWATCH_AWS.map(String::from));
     vars
+}
+
+fn backend_vars() -> BTreeSet<String> {
+    telemetry_binary_vars(cruddur_backend::Config::command())
+}
+
+fn frontend_vars() -> BTreeSet<String> {
+    telemetry_binary_vars(cruddur_frontend_server::Config::command())
 }
 
 fn daemon_vars() -> BTreeSet<String> {
@@ -159,10 +172,14 @@ fn compose_has_every_service_and_port_of_the_contract() {
 fn compose_passes_the_frontend_its_settings_and_nothing_misspelled() {
     let compose = yaml("docker-compose.yml");
     let passed = environment(service(&compose, "frontend"));
-    let read = clap_vars(cruddur_frontend_server::Config::command());
+    let read = frontend_vars();
     for name in passed.keys() {
         assert!(read.contains(name), "frontend is given {name}, which it does not read (misspelled?)");
     }
+    for name in &read {
+        assert!(passed.contains_key(name), "frontend reads {name}, which compose does not pass");
+    }
+    assert_eq!(passed["OTEL_SERVICE_NAME"], "cruddur-frontend-server", "its own name, whatever names the backend");
     // The browser runs on the host: the API's URL is the host's, passed through with a working default.
     assert_eq!(passed["BACKEND_URL"], "${BACKEND_URL:-http://localhost:4567}");
     assert_eq!(passed["PORT"], "3000");
@@ -414,7 +431,7 @@ fn sample() -> BTreeMap<String, String> {
 }
 
 /// What compose sets whatever the environment says, per service, and why: the inside of the stack.
-const FIXED_IN_COMPOSE: [(&str, &str, &str); 7] = [
+const FIXED_IN_COMPOSE: [(&str, &str, &str); 10] = [
     ("backend", "PORT", "the port the container publishes"),
     ("backend", "BIND_ADDRESS", "every interface of the container"),
     ("backend", "DATABASE_URL", "the db service (.env.sample's is the host's)"),
@@ -422,6 +439,9 @@ const FIXED_IN_COMPOSE: [(&str, &str, &str); 7] = [
     ("frontend", "PORT", "the port the container publishes"),
     ("frontend", "BIND_ADDRESS", "every interface of the container"),
     ("frontend", "FRONTEND_DIST", "the bundle's place in the image"),
+    ("frontend", "AWS_XRAY_DAEMON_ADDRESS", "the xray-daemon service (.env.sample's is the host's)"),
+    ("frontend", "OTEL_SERVICE_NAME", "the frontend server's own name (.env.sample's names the backend)"),
+    ("frontend", "AWS_XRAY_TRACING_NAME", "the frontend server's segments keep its own name"),
 ];
 
 /// Defaults compose gives that differ from the binaries' own, and why.
@@ -432,11 +452,7 @@ const COMPOSE_DEFAULTS: [(&str, &str); 2] = [
 
 /// Each compose service and the variables its binary reads.
 fn readers() -> [(&'static str, BTreeSet<String>); 3] {
-    [
-        ("backend", backend_vars()),
-        ("xray-daemon", daemon_vars()),
-        ("frontend", clap_vars(cruddur_frontend_server::Config::command())),
-    ]
+    [("backend", backend_vars()), ("xray-daemon", daemon_vars()), ("frontend", frontend_vars())]
 }
 
 /// Every variable of .env.sample reaches, under compose, every binary that reads it: from the user's environment or

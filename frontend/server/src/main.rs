@@ -1,4 +1,4 @@
-//! `cruddur-frontend`: serves the built frontend until SIGINT or SIGTERM.
+//! `cruddur-frontend`: starts telemetry, serves the built frontend until SIGINT or SIGTERM.
 
 use anyhow::Context;
 use clap::Parser;
@@ -7,9 +7,8 @@ use cruddur_frontend_server::{Config, run};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .init();
+    // Kept to the end of main: dropping it flushes what is still queued.
+    let telemetry = cruddur_telemetry::init("cruddur-frontend-server")?;
     anyhow::ensure!(
         config.dist.join("index.html").is_file(),
         "no index.html in {} (FRONTEND_DIST): build the frontend first (cargo xtask frontend)",
@@ -19,5 +18,5 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {} (PORT)", config.listen_address()))?;
     tracing::info!(address = %listener.local_addr()?, backend = %config.backend_url, "Cruddur frontend listening");
-    run(listener, &config, shutdown::signal()).await.context("serving")
+    run(listener, &config, &telemetry, shutdown::signal()).await.context("serving")
 }

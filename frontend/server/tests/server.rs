@@ -1,38 +1,15 @@
 //! The frontend server on 127.0.0.1:0 over a bundle folder: assets, SPA fallback, run-time config, compression.
 
-use clap::Parser;
-use cruddur_frontend_server::{Config, run};
-use tokio::sync::oneshot;
+mod support;
 
-struct Served {
-    base: String,
-    _dist: tempfile::TempDir,
-    _stop: oneshot::Sender<()>,
-}
+use std::sync::Arc;
+
+use clap::Parser;
+use cruddur_frontend_server::Config;
+use support::{Served, telemetry};
 
 async fn serve(backend_url: &str) -> Served {
-    let dist = tempfile::tempdir().unwrap();
-    std::fs::write(dist.path().join("index.html"), "<!doctype html><title>Cruddur</title>").unwrap();
-    std::fs::write(dist.path().join("app.css"), "body { background: #1b1030; }".repeat(100)).unwrap();
-    let config = Config::try_parse_from([
-        "cruddur-frontend",
-        "--backend-url",
-        backend_url,
-        "--dist",
-        dist.path().to_str().unwrap(),
-    ])
-    .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(async move {
-        run(listener, &config, async {
-            let _ = stopped.await;
-        })
-        .await
-        .unwrap();
-    });
-    Served { base, _dist: dist, _stop: stop }
+    support::serve(backend_url, Arc::new(telemetry(&[]))).await
 }
 
 #[tokio::test]
