@@ -20,15 +20,23 @@ pub(crate) fn debian_packages(packages: &[&str], purpose: &str) -> anyhow::Resul
     }
     static UPDATE: Once = Once::new();
     let mut updated = Ok(());
-    UPDATE.call_once(|| updated = step("apt-get update", Command::new("apt-get").args(["update", "-qq"])));
+    UPDATE.call_once(|| updated = step("apt-get update", apt_get().args(["update", "-qq"])));
     updated?;
     step(
         &format!("installing {line} ({purpose})"),
-        Command::new("apt-get")
+        apt_get()
             .args(["install", "-y", "-qq", "--no-install-recommends"])
             .args(&missing)
             .env("DEBIAN_FRONTEND", "noninteractive"),
     )
+}
+
+/// `apt-get` waiting up to 10 minutes for another apt or dpkg (unattended upgrades, a second checkout's install) to
+/// finish, instead of failing on its lock at once.
+fn apt_get() -> Command {
+    let mut command = Command::new("apt-get");
+    command.args(["-o", "DPkg::Lock::Timeout=600"]);
+    command
 }
 
 fn installed(package: &str) -> bool {
