@@ -125,7 +125,7 @@ where
 
 #[cfg(test)]
 mod tests {
-    use chrono::Utc;
+    use chrono::DateTime;
 
     use super::*;
 
@@ -136,7 +136,7 @@ mod tests {
                 display_name: "Andrew Brown".to_owned(),
                 handle: "andrewbrown".to_owned(),
                 message: format!("message {n}"),
-                created_at: Utc::now(),
+                created_at: DateTime::UNIX_EPOCH,
             })
             .collect()
     }
