@@ -41,25 +41,25 @@ SELECT ids[1 + (n + 1) % cardinality(ids)],
 FROM bulk_users, generate_series(3, current_setting('cruddur.bulk_cruds')::int, 3) n;
 
 CREATE TEMP TABLE bulk_pairs AS
-SELECT row_number() OVER (ORDER BY i, j) AS i, least(ids[i], ids[j]) AS low, greatest(ids[i], ids[j]) AS high
+SELECT row_number() OVER (ORDER BY i, j) AS i, ids[i] AS one, ids[j] AS other, direct_key(ids[i], ids[j]) AS key
 FROM bulk_users, generate_series(1, cardinality(ids)) i, generate_series(i + 1, cardinality(ids)) j;
 
 INSERT INTO message_groups (direct_key)
-SELECT low || ':' || high FROM bulk_pairs
+SELECT key FROM bulk_pairs
 ON CONFLICT (direct_key) DO NOTHING;
 
 INSERT INTO message_group_members (message_group_uuid, user_uuid)
 SELECT g.uuid, member
-FROM bulk_pairs p JOIN message_groups g ON g.direct_key = p.low || ':' || p.high, unnest(ARRAY[p.low, p.high]) member
+FROM bulk_pairs p JOIN message_groups g ON g.direct_key = p.key, unnest(ARRAY[p.one, p.other]) member
 ON CONFLICT DO NOTHING;
 
 INSERT INTO messages (message_group_uuid, user_uuid, message, created_at)
-SELECT g.uuid, CASE WHEN m % 2 = 0 THEN p.low ELSE p.high END, 'message ' || m || ' about ' || words[1 + m % 17],
+SELECT g.uuid, CASE WHEN m % 2 = 0 THEN p.one ELSE p.other END, 'message ' || m || ' about ' || words[1 + m % 17],
        now() - interval '1 hour' - m * interval '1 second'
 FROM bulk_words,
      generate_series(1, greatest(current_setting('cruddur.bulk_cruds')::int / 5, 40 * (SELECT count(*) FROM bulk_pairs))) m
 JOIN bulk_pairs p ON p.i = 1 + m % (SELECT count(*) FROM bulk_pairs)
-JOIN message_groups g ON g.direct_key = p.low || ':' || p.high;
+JOIN message_groups g ON g.direct_key = p.key;
 
 DROP TABLE bulk_users, bulk_words, bulk_pairs;
 

@@ -33,6 +33,11 @@ pub struct Config {
     #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 10)]
     pub database_max_connections: u32,
 
+    /// Largest number of database connections for searches, apart from the others: searches plan each term, and
+    /// however many run at once, the feeds keep their own connections.
+    #[arg(long, env = "DATABASE_SEARCH_CONNECTIONS", default_value_t = 4)]
+    pub database_search_connections: u32,
+
     /// Longest a request's database statement may run, in milliseconds, before Postgres cancels it and the request
     /// answers 503 (also the longest a request waits for a free pooled connection); 0: no limit.
     #[arg(long, env = "DATABASE_STATEMENT_TIMEOUT_MS", default_value_t = 3000)]

@@ -16,22 +16,38 @@ pub const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 /// Expired activities deleted per statement, so a sweep never holds many row locks at once.
 const SWEEP_BATCH: i64 = 5_000;
 
-/// A pool whose every statement is cancelled after `statement_timeout` (zero: never), and whose callers wait at most
-/// as long for a free connection, so that slow queries answer an error instead of holding the pool.
-///
-/// Its prepared statements always run their generic plan: each feed's query is written so that its generic plan is
-/// one index range (the plan test in [`crate::feeds`] checks that plan), while Postgres's own choice between generic
-/// and per-execution plans depends on cost estimates that change with the data, and on a large table it planned
-/// every execution again, which cost more than running it. Search, whose best plan depends on the term, asks for its
-/// own plan ([`crate::feeds::search`]).
+/// How a pool's connections plan their prepared statements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Plans {
+    /// Always the generic plan, made once per statement: every feed's query is written so that its generic plan is
+    /// one index range (the plan test in [`crate::feeds`] checks that plan). Postgres's own choice between generic
+    /// and per-execution plans depends on cost estimates that change with the data, and on a large table it planned
+    /// every execution again, which cost more than running it.
+    Generic,
+    /// A plan for each execution's arguments: search, whose best plan depends on the term ([`crate::feeds::search`]).
+    PerExecution,
+}
+
+/// A pool of at most `max_connections`, planning as `plans` says, whose every statement is cancelled after
+/// `statement_timeout` (zero: never), and whose callers wait at most as long for a free connection, so that slow
+/// queries answer an error instead of holding the pool.
 ///
 /// JIT compilation is off: Postgres compiles a plan whose estimated cost passes `jit_above_cost`, and a generic plan
 /// estimates its `LIMIT $1` as a tenth of the table, so on ten million activities every page of the home feed took
 /// tens of milliseconds of compiling to read forty rows.
-pub async fn connect(url: &str, max_connections: u32, statement_timeout: Duration) -> Result<PgPool, sqlx::Error> {
+pub async fn connect(
+    url: &str,
+    max_connections: u32,
+    statement_timeout: Duration,
+    plans: Plans,
+) -> Result<PgPool, sqlx::Error> {
+    let plan_cache_mode = match plans {
+        Plans::Generic => "force_generic_plan",
+        Plans::PerExecution => "force_custom_plan",
+    };
     let options = url.parse::<PgConnectOptions>()?.options([
         ("statement_timeout", statement_timeout_setting(statement_timeout).as_str()),
-        ("plan_cache_mode", "force_generic_plan"),
+        ("plan_cache_mode", plan_cache_mode),
         ("jit", "off"),
     ]);
     let mut pool = PgPoolOptions::new().max_connections(max_connections);

@@ -81,40 +81,68 @@ pub(crate) fn activity(uuid: Uuid) -> query_of!(Activity) {
     activity_page!("a.uuid = $3", 1_i64, None::<Uuid>, uuid)
 }
 
-/// Activities whose message contains `term`, case-insensitively and literally (`%` and `_` are not wildcards).
+/// Activities whose message contains `term`, case-insensitively and literally (`%` and `_` are not wildcards), as
+/// [`search`] runs it: `message_folded` is the message lowercased when written (the migration says why), so the
+/// pattern is lowercased the same way, once.
 fn search_query(term: &str, before: Option<Uuid>) -> query_of!(Activity) {
     let pattern = format!("%{}%", escape_like(term));
-    activity_page!("a.message ILIKE $3", LIMIT, before, pattern)
+    activity_page!("a.message_folded LIKE lower($3)", LIMIT, before, pattern)
 }
 
-/// [`search_query`], planned for its own term: the trigram index serves a rare term, the newest-first index a common
-/// one, and which is cheaper depends on the term, where a cached generic plan would pick one of the two for every
-/// term.
-pub(crate) async fn search(db: &PgPool, term: &str, before: Option<Uuid>) -> Result<Vec<Activity>, sqlx::Error> {
-    let mut tx = db.begin().await?;
-    sqlx::Executor::execute(&mut *tx, "SET LOCAL plan_cache_mode = force_custom_plan").await?;
-    let page = search_query(term, before).fetch_all(&mut *tx).await?;
-    tx.commit().await?;
-    Ok(page)
+/// [`search_query`] on `search_db`, whose connections plan each statement for its own arguments
+/// ([`crate::db::Plans::PerExecution`]): the trigram index serves a rare term, the newest-first index a common one,
+/// and which is cheaper depends on the term, where a generic plan would pick one of the two for every term.
+pub(crate) async fn search(search_db: &PgPool, term: &str, before: Option<Uuid>) -> Result<Vec<Activity>, sqlx::Error> {
+    search_query(term, before).fetch_all(search_db).await
 }
 
-/// One conversation's messages, newest first (a conversation lists a page [`chronologically`]).
-pub(crate) fn messages(group: Uuid, before: Option<Uuid>) -> query_of!(Message) {
-    sqlx::query_as!(
-        Message,
-        "SELECT m.uuid, u.display_name, u.handle, m.message, m.created_at
-         FROM messages m
-         JOIN users u ON u.uuid = m.user_uuid
-         WHERE m.message_group_uuid = $3
-           AND (m.created_at, m.uuid) < (
-               CASE WHEN $2::uuid IS NULL THEN 'infinity'
-                    ELSE (SELECT cursor.created_at FROM messages cursor WHERE cursor.uuid = $2) END,
-               COALESCE($2, 'ffffffff-ffff-ffff-ffff-ffffffffffff'))
-         ORDER BY m.created_at DESC, m.uuid DESC
-         LIMIT $1",
-        LIMIT,
+/// `sqlx::query_as!(Message, ...)` of the messages of the conversation `$group` names (a scalar subquery of
+/// `$3`, `$4`: no rows, or `NULL`, for no conversation), newest first, at most a page, older than the message
+/// `$before` (`$2`, the cursor). The conversation is found once, before its index range is read.
+macro_rules! message_page {
+    ($group:literal, $before:expr, $third:expr, $fourth:expr) => {
+        sqlx::query_as!(
+            Message,
+            "SELECT m.uuid, u.display_name, u.handle, m.message, m.created_at
+             FROM messages m
+             JOIN users u ON u.uuid = m.user_uuid
+             WHERE m.message_group_uuid = ("
+                + $group
+                + ")
+               AND (m.created_at, m.uuid) < (
+                   CASE WHEN $2::uuid IS NULL THEN 'infinity'
+                        ELSE (SELECT cursor.created_at FROM messages cursor WHERE cursor.uuid = $2) END,
+                   COALESCE($2, 'ffffffff-ffff-ffff-ffff-ffffffffffff'))
+             ORDER BY m.created_at DESC, m.uuid DESC
+             LIMIT $1",
+            LIMIT,
+            $before,
+            $third,
+            $fourth
+        )
+    };
+}
+
+/// The conversation `group`'s messages, newest first (a conversation lists a page [`chronologically`]), when
+/// `member` takes part in it; none otherwise.
+pub(crate) fn messages(group: Uuid, member: Uuid, before: Option<Uuid>) -> query_of!(Message) {
+    message_page!(
+        "SELECT g.message_group_uuid FROM message_group_members g WHERE g.message_group_uuid = $3 AND g.user_uuid = $4",
         before,
-        group
+        group,
+        member
+    )
+}
+
+/// The messages of `member`'s direct conversation with the user `handle`, as [`messages`]; none when there is no
+/// such conversation (yet) or no such user.
+pub(crate) fn messages_with(handle: &str, member: Uuid, before: Option<Uuid>) -> query_of!(Message) {
+    message_page!(
+        "SELECT g.uuid FROM users other JOIN message_groups g ON g.direct_key = direct_key($4, other.uuid)
+         WHERE other.handle = $3",
+        before,
+        handle,
+        member
     )
 }
 
@@ -223,7 +251,7 @@ mod plans {
     async fn large_database() -> PgPool {
         let url = test_support::postgres::fresh_database().await;
         crate::db::migrate(&url).await.expect("migrate");
-        let db = crate::db::connect(&url, 2, Duration::ZERO).await.expect("connect");
+        let db = crate::db::connect(&url, 2, Duration::ZERO, crate::db::Plans::Generic).await.expect("connect");
         sqlx::query(
             "INSERT INTO users (display_name, handle, email)
              SELECT 'User ' || n, 'user' || n, 'user' || n || '@example.com' FROM generate_series(1, $1) n",
@@ -287,6 +315,18 @@ mod plans {
             .fetch_one(&db)
             .await
             .expect("a group");
+        let (member, other): (Uuid, String) = sqlx::query_as(
+            "SELECT me.user_uuid, other.handle
+             FROM message_group_members me
+             JOIN message_group_members them ON them.message_group_uuid = me.message_group_uuid
+                                            AND them.user_uuid <> me.user_uuid
+             JOIN users other ON other.uuid = them.user_uuid
+             WHERE me.message_group_uuid = $1",
+        )
+        .bind(group)
+        .fetch_one(&db)
+        .await
+        .expect("the group's two members");
         let cursor = format!("'{crud}'");
 
         let feeds = [
@@ -308,7 +348,24 @@ mod plans {
             ),
             (
                 "a conversation",
-                plan(&db, &messages(group, None), &format!("{LIMIT}, '{message}', '{group}'"), true).await,
+                plan(
+                    &db,
+                    &messages(group, member, None),
+                    &format!("{LIMIT}, '{message}', '{group}', '{member}'"),
+                    true,
+                )
+                .await,
+                "messages_by_group",
+            ),
+            (
+                "a conversation by handle",
+                plan(
+                    &db,
+                    &messages_with(&other, member, None),
+                    &format!("{LIMIT}, '{message}', '{other}', '{member}'"),
+                    true,
+                )
+                .await,
                 "messages_by_group",
             ),
             (

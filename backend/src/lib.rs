@@ -25,6 +25,8 @@ use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
+use crate::db::Plans;
+
 pub use auth::Tokens;
 pub use config::{Config, ConfigError};
 pub use error::ApiError;
@@ -37,8 +39,13 @@ pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
 #[derive(Clone, FromRef)]
 pub struct AppState {
     pub db: PgPool,
+    pub search_db: SearchDb,
     pub tokens: Tokens,
 }
+
+/// The pool searches run on: their own connections, each statement planned for its term ([`db::Plans::PerExecution`]).
+#[derive(Clone)]
+pub struct SearchDb(pub PgPool);
 
 /// The whole API, traced: one server span per request, with the access log, metrics, and failures recorded as
 /// exceptions and sent to Rollbar (`telemetry`'s signals), and the browser's spans relayed to the OTLP destination
@@ -105,20 +112,26 @@ pub async fn start(config: &Config, telemetry: &Telemetry) -> Result<Router, Sta
     let database_url = config.database_url()?;
     telemetry.set_database(DatabaseTarget::from_url(database_url).map_err(StartError::DatabaseUrl)?);
     let tokens = config.tokens()?;
-    let db = db::connect(database_url, config.database_max_connections, config.statement_timeout())
+    let db = db::connect(database_url, config.database_max_connections, config.statement_timeout(), Plans::Generic)
         .await
         .map_err(StartError::Connect)?;
+    let search_db =
+        db::connect(database_url, config.database_search_connections, config.statement_timeout(), Plans::PerExecution)
+            .await
+            .map_err(StartError::Connect)?;
     db::migrate(database_url).await?;
     if config.seed_if_empty && seed::load_if_empty(&db).await.map_err(StartError::Seed)? {
         tracing::info!(password = seed::SEED_PASSWORD, "seed loaded: andrewbrown, altbrown, bayko, londo");
     }
     tokio::spawn(db::sweep_expired(db.clone()));
-    let pool = db.clone();
-    telemetry.observe_connection_pool("cruddur", move || {
-        let idle = pool.num_idle() as u64;
-        (u64::from(pool.size()).saturating_sub(idle), idle)
-    });
-    Ok(app(AppState { db, tokens }, config.frontend_url.clone(), telemetry))
+    for (name, pool) in [("cruddur", &db), ("cruddur-search", &search_db)] {
+        let pool = pool.clone();
+        telemetry.observe_connection_pool(name, move || {
+            let idle = pool.num_idle() as u64;
+            (u64::from(pool.size()).saturating_sub(idle), idle)
+        });
+    }
+    Ok(app(AppState { db, search_db: SearchDb(search_db), tokens }, config.frontend_url.clone(), telemetry))
 }
 
 /// Serves `router` on `listener` until `shutdown` completes, then finishes the requests in flight.

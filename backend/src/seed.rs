@@ -76,7 +76,7 @@ pub async fn load(db: &PgPool) -> Result<(), ApiError> {
         "WITH pair AS (SELECT (SELECT uuid FROM users WHERE handle = 'andrewbrown') AS a,
                               (SELECT uuid FROM users WHERE handle = 'bayko') AS b),
               grp AS (INSERT INTO message_groups (direct_key)
-                      SELECT LEAST(a, b)::text || ':' || GREATEST(a, b)::text FROM pair RETURNING uuid),
+                      SELECT direct_key(a, b) FROM pair RETURNING uuid),
               members AS (INSERT INTO message_group_members (message_group_uuid, user_uuid)
                           SELECT grp.uuid, u FROM grp, pair, unnest(ARRAY[pair.a, pair.b]) u)
          INSERT INTO messages (message_group_uuid, user_uuid, message, created_at)

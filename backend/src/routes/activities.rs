@@ -18,7 +18,7 @@ use crate::auth::{CurrentUser, MaybeUser};
 use crate::error::all_valid;
 use crate::extract::{Json, Path, Query};
 use crate::feeds;
-use crate::{ApiError, AppState};
+use crate::{ApiError, AppState, SearchDb};
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()
@@ -61,7 +61,10 @@ async fn notifications(
 
 /// Activities whose message contains the term (case-insensitive), newest first; a blank term is refused, as the
 /// original refused it.
-async fn search(State(db): State<PgPool>, Query(query): Query<SearchQuery>) -> Result<Json<Vec<Activity>>, ApiError> {
+async fn search(
+    State(SearchDb(db)): State<SearchDb>,
+    Query(query): Query<SearchQuery>,
+) -> Result<Json<Vec<Activity>>, ApiError> {
     let term = query.term.trim();
     if term.is_empty() {
         return Err(ApiError::invalid(ErrorKey::SearchTermBlank));

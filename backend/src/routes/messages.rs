@@ -5,7 +5,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::routing::{get, post};
 use cruddur_api::{CreateMessage, CreatedMessage, CrudMessage, ErrorKey, Handle, Message, MessageGroup, PageQuery};
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::{PgExecutor, PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 use crate::auth::CurrentUser;
@@ -39,10 +39,11 @@ async fn messages(
     Path(group): Path<Uuid>,
     Query(page): Query<PageQuery>,
 ) -> Result<Json<Vec<Message>>, ApiError> {
-    let mut tx = db.begin().await?;
-    ensure_member(&mut tx, group, user.uuid).await?;
-    let messages = feeds::messages(group, page.before).fetch_all(&mut *tx).await?;
-    tx.commit().await?;
+    let messages = feeds::messages(group, user.uuid, page.before).fetch_all(&db).await?;
+    if messages.is_empty() {
+        // No messages, or not the caller's conversation: only the second is a 404.
+        ensure_member(&db, group, user.uuid).await?;
+    }
     Ok(Json(feeds::chronologically(messages)))
 }
 
@@ -55,18 +56,12 @@ async fn conversation_with_handle(
     Query(page): Query<PageQuery>,
 ) -> Result<Json<Vec<Message>>, ApiError> {
     let handle = Handle::parse(&handle).map_err(|_| ApiError::NotFound)?;
-    let other = sqlx::query_scalar!("SELECT uuid FROM users WHERE handle = $1", handle.as_str())
-        .fetch_optional(&db)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    let group =
-        sqlx::query_scalar!("SELECT uuid FROM message_groups WHERE direct_key = $1", direct_key(user.uuid, other))
-            .fetch_optional(&db)
-            .await?;
-    match group {
-        Some(group) => Ok(Json(feeds::chronologically(feeds::messages(group, page.before).fetch_all(&db).await?))),
-        None => Ok(Json(Vec::new())),
+    let messages = feeds::messages_with(handle.as_str(), user.uuid, page.before).fetch_all(&db).await?;
+    if messages.is_empty() {
+        // No conversation yet, or no such user: only the second is a 404.
+        user_uuid(&db, &handle).await?;
     }
+    Ok(Json(feeds::chronologically(messages)))
 }
 
 /// Sends to a conversation of the caller's, or to a person by handle (reusing the pair's conversation if any).
@@ -86,7 +81,7 @@ async fn send(
     let mut tx = db.begin().await?;
     let group = match recipient {
         Recipient::Conversation(group) => {
-            ensure_member(&mut tx, group, user.uuid).await?;
+            ensure_member(&mut *tx, group, user.uuid).await?;
             group
         }
         Recipient::Person(handle) => conversation_with(&mut tx, user.uuid, &handle).await?,
@@ -120,33 +115,40 @@ enum Recipient {
     Person(String),
 }
 
-async fn ensure_member(tx: &mut Transaction<'_, Postgres>, group: Uuid, user: Uuid) -> Result<(), ApiError> {
+/// Answers 404 unless `user` takes part in the conversation `group`.
+async fn ensure_member<'e>(db: impl PgExecutor<'e>, group: Uuid, user: Uuid) -> Result<(), ApiError> {
     let member = sqlx::query_scalar!(
         r#"SELECT EXISTS (SELECT 1 FROM message_group_members WHERE message_group_uuid = $1 AND user_uuid = $2) AS "member!""#,
         group,
         user
     )
-    .fetch_one(&mut **tx)
+    .fetch_one(db)
     .await?;
     if member { Ok(()) } else { Err(ApiError::NotFound) }
+}
+
+/// The uuid of the user `handle`; 404 when there is none.
+async fn user_uuid<'e>(db: impl PgExecutor<'e>, handle: &Handle) -> Result<Uuid, ApiError> {
+    sqlx::query_scalar!("SELECT uuid FROM users WHERE handle = $1", handle.as_str())
+        .fetch_optional(db)
+        .await?
+        .ok_or(ApiError::NotFound)
 }
 
 /// The conversation between the caller and `handle`, created on first use. The pair's `direct_key` is unique, so
 /// two people writing to each other at once still share one conversation.
 async fn conversation_with(tx: &mut Transaction<'_, Postgres>, caller: Uuid, handle: &str) -> Result<Uuid, ApiError> {
     let handle = Handle::parse(handle).map_err(|_| ApiError::NotFound)?;
-    let other = sqlx::query_scalar!("SELECT uuid FROM users WHERE handle = $1", handle.as_str())
-        .fetch_optional(&mut **tx)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let other = user_uuid(&mut **tx, &handle).await?;
     if other == caller {
         return Err(ApiError::invalid(ErrorKey::CannotMessageSelf));
     }
     let group = sqlx::query_scalar!(
-        "INSERT INTO message_groups (direct_key) VALUES ($1)
-         ON CONFLICT (direct_key) DO UPDATE SET direct_key = EXCLUDED.direct_key
-         RETURNING uuid",
-        direct_key(caller, other)
+        r#"INSERT INTO message_groups (direct_key) VALUES (direct_key($1, $2))
+           ON CONFLICT (direct_key) DO UPDATE SET direct_key = EXCLUDED.direct_key
+           RETURNING uuid"#,
+        caller,
+        other
     )
     .fetch_one(&mut **tx)
     .await?;
@@ -160,10 +162,4 @@ async fn conversation_with(tx: &mut Transaction<'_, Postgres>, caller: Uuid, han
     .execute(&mut **tx)
     .await?;
     Ok(group)
-}
-
-/// The `direct_key` of the conversation between two people: their uuids, sorted and joined.
-fn direct_key(one: Uuid, other: Uuid) -> String {
-    let (low, high) = if one < other { (one, other) } else { (other, one) };
-    format!("{low}:{high}")
 }

@@ -9,7 +9,7 @@ use cruddur_api::{
     Activity, ActivityWithReplies, CreateMessage, CreateReply, CreatedMessage, ErrorKey, Message, MessageGroup,
     PAGE_SIZE, Profile, UserActivities,
 };
-use cruddur_backend::db;
+use cruddur_backend::{db, seed};
 use reqwest::StatusCode;
 use uuid::Uuid;
 
@@ -313,4 +313,23 @@ async fn a_statement_past_the_timeout_answers_503_and_says_why() {
 
     // The pool is usable again at once.
     assert!(app.home().await.is_empty());
+}
+
+#[tokio::test]
+async fn searches_that_wait_for_a_connection_leave_the_feeds_theirs() {
+    let app = spawn_app_with_statement_timeout(Duration::from_secs(2)).await;
+    seed::load(&app.db).await.unwrap();
+    // Every search connection busy, as under a flood of searches.
+    let mut held = Vec::new();
+    for _ in 0..app.search_db.options().get_max_connections() {
+        held.push(app.search_db.acquire().await.unwrap());
+    }
+
+    let search = app.get("/api/activities/search?term=seed").send().await.unwrap();
+    assert_error(search, StatusCode::SERVICE_UNAVAILABLE, &[ErrorKey::Timeout]).await;
+    assert!(!app.home().await.is_empty(), "the home feed answers meanwhile");
+
+    drop(held);
+    let found: Vec<Activity> = ok_json(app.get("/api/activities/search?term=seed").send().await.unwrap()).await;
+    assert_eq!(found[0].handle, "andrewbrown");
 }

@@ -5,7 +5,8 @@ use std::time::Duration;
 use axum::Router;
 use chrono::TimeDelta;
 use cruddur_api::{Activity, AuthResponse, CreateActivity, ErrorBody, ErrorKey, PAGE_SIZE, SignupRequest};
-use cruddur_backend::{AppState, Tokens, app_with_routes, db, seed, serve};
+use cruddur_backend::db::Plans;
+use cruddur_backend::{AppState, SearchDb, Tokens, app_with_routes, db, seed, serve};
 use cruddur_telemetry::{Telemetry, TelemetryConfig};
 use http::HeaderValue;
 use reqwest::{RequestBuilder, Response, StatusCode};
@@ -23,6 +24,8 @@ pub(crate) struct TestApp {
     pub(crate) address: String,
     pub(crate) client: reqwest::Client,
     pub(crate) db: PgPool,
+    /// The pool searches run on.
+    pub(crate) search_db: PgPool,
     _shutdown: oneshot::Sender<()>,
 }
 
@@ -49,8 +52,13 @@ async fn spawn_app_with_options(
 ) -> TestApp {
     let url = test_support::postgres::fresh_database().await;
     db::migrate(&url).await.expect("migrate");
-    let db = db::connect(&url, 5, statement_timeout).await.expect("connect");
-    let state = AppState { db: db.clone(), tokens: Tokens::new(TEST_SECRET, TimeDelta::hours(1)) };
+    let db = db::connect(&url, 5, statement_timeout, Plans::Generic).await.expect("connect");
+    let search_db = db::connect(&url, 2, statement_timeout, Plans::PerExecution).await.expect("connect");
+    let state = AppState {
+        db: db.clone(),
+        search_db: SearchDb(search_db.clone()),
+        tokens: Tokens::new(TEST_SECRET, TimeDelta::hours(1)),
+    };
     let router = app_with_routes(extra, state, vec![HeaderValue::from_static(FRONTEND_ORIGIN)], telemetry);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let address = format!("http://{}", listener.local_addr().unwrap());
@@ -58,7 +66,7 @@ async fn spawn_app_with_options(
     tokio::spawn(serve(listener, router, async {
         let _ = stopped.await;
     }));
-    TestApp { address, client: reqwest::Client::new(), db, _shutdown: shutdown }
+    TestApp { address, client: reqwest::Client::new(), db, search_db, _shutdown: shutdown }
 }
 
 /// The API on a fresh database holding the seed.
