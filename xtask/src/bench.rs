@@ -10,6 +10,11 @@
 //! threads included) divided by the requests it answered depends much less on it, so it is the figure that states
 //! what tracing costs on a busy machine. `--rounds` repeats the modes in turn and reports medians.
 //!
+//! `--instructions` counts instead of timing: the backend runs under valgrind's callgrind, and the instructions it
+//! executed (every thread, exporters included) while `wrk` loaded it are divided by the requests answered. The count
+//! hardly moves with the machine's load, so it tells a few percent of cost apart where timings cannot; it leaves out
+//! the kernel's work (the sockets) and Postgres, which the exporters do not add to.
+//!
 //! The release build goes to `$CARGO_TARGET_DIR` (default `target/`), so a directory of its own keeps a shared
 //! target's lock free while the benchmark builds.
 //!
@@ -59,6 +64,10 @@ pub(crate) struct Args {
     /// Measure this backend binary instead of building one (to compare two builds on the same machine state).
     #[arg(long, value_name = "PATH")]
     backend: Option<PathBuf>,
+    /// Count the backend's instructions per request under valgrind's callgrind instead of timing (once per mode:
+    /// the count barely varies), and compare the modes by it.
+    #[arg(long, conflicts_with = "cruds")]
+    instructions: bool,
     /// Measure every read route on databases bulk-loaded with this many cruds (plus replies and messages in
     /// proportion), side by side, e.g. `1000,1000000`; with tracing off unless `--tracing` names one mode.
     #[arg(long, value_delimiter = ',', value_name = "N,...")]
@@ -83,6 +92,15 @@ enum Tracing {
 }
 
 impl Tracing {
+    /// What a mode's cost is measured against: traces against none; the other signals against the traces they join.
+    fn baseline(self) -> Option<Tracing> {
+        match self {
+            Tracing::Off | Tracing::All => None,
+            Tracing::Metrics | Tracing::Logs | Tracing::Signals => Some(Tracing::Both),
+            Tracing::Otlp | Tracing::Xray | Tracing::Both | Tracing::DeadOtlp => Some(Tracing::Off),
+        }
+    }
+
     fn label(self) -> &'static str {
         match self {
             Tracing::Off => "tracing off",
@@ -149,11 +167,14 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         }
         one => vec![one],
     };
+    if args.instructions {
+        return instructions(&args, &binary, &cluster, &sinks, &modes);
+    }
     let mut results: Vec<(Tracing, Measured)> = Vec::new();
     for round in 1..=args.rounds.max(1) {
         for &mode in &modes {
             let (exports, segments) = (otlp.exports.load(Ordering::Relaxed), xray.segments.load(Ordering::Relaxed));
-            let backend = Backend::start(&binary, &cluster, "bench", mode, &sinks)?;
+            let backend = Backend::start(&binary, None, &cluster, "bench", mode, &sinks)?;
             let measured = backend.measure(&args, "/api/activities/home", None)?;
             backend.stop()?;
             println!(
@@ -185,13 +206,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
             median_of(mode, |m| m.cpu_us_per_request),
         );
         let (Some(rps), Some(p99), Some(cpu)) = (rps, p99, cpu) else { continue };
-        // Traces against none; the other signals against the traces they join.
-        let baseline = match mode {
-            Tracing::Off | Tracing::All => None,
-            Tracing::Metrics | Tracing::Logs | Tracing::Signals => Some(Tracing::Both),
-            Tracing::Otlp | Tracing::Xray | Tracing::Both | Tracing::DeadOtlp => Some(Tracing::Off),
-        };
-        let against = baseline.and_then(|baseline| {
+        let against = mode.baseline().and_then(|baseline| {
             Some((
                 baseline,
                 median_of(baseline, |m| m.requests_per_second)?,
@@ -216,6 +231,88 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         println!("(the CloudWatch Logs stand-in received {events} log events)");
     }
     Ok(())
+}
+
+/// `--instructions`: each mode's instructions per request, counted under callgrind, and its cost against its
+/// baseline by that count.
+fn instructions(args: &Args, binary: &Path, cluster: &Cluster, sinks: &Sinks, modes: &[Tracing]) -> anyhow::Result<()> {
+    install::debian_packages(&["valgrind"], "instruction counts")?;
+    // Kept, so that `callgrind_annotate` can tell where a mode's instructions go.
+    let counts = release_binary().with_file_name("bench-callgrind");
+    std::fs::create_dir_all(&counts)?;
+    let mut per_request = Vec::new();
+    for &mode in modes {
+        let backend = Backend::start(binary, Some(&counts), cluster, "bench", mode, sinks)?;
+        let (instructions, dump) = backend.instructions_per_request(args, "/api/activities/home", &counts)?;
+        backend.stop()?;
+        println!(
+            "{:<13} {:>10.0} instructions/request  (by function: callgrind_annotate {})",
+            mode.label(),
+            instructions,
+            dump.display()
+        );
+        per_request.push((mode, instructions));
+    }
+    println!();
+    for &(mode, instructions) in &per_request {
+        let against = mode
+            .baseline()
+            .and_then(|baseline| per_request.iter().find(|(measured, _)| *measured == baseline))
+            .map(|&(baseline, base)| {
+                format!(
+                    "  {:+.1}% ({:+.0}) against {}",
+                    100.0 * (instructions / base - 1.0),
+                    instructions - base,
+                    baseline.label()
+                )
+            })
+            .unwrap_or_default();
+        println!("{:<13} {instructions:>10.0} instructions/request{against}", mode.label());
+    }
+    println!(
+        "(the backend under callgrind, every thread; {} s of load per mode, GET /api/activities/home)",
+        args.seconds
+    );
+    Ok(())
+}
+
+/// Asks the callgrind running as `pid` to zero (`--zero`) or write out (`--dump`) its counts.
+fn callgrind_control(action: &str, pid: u32) -> anyhow::Result<()> {
+    let output = Command::new("callgrind_control").args([action, &pid.to_string()]).output()?;
+    if !output.status.success() {
+        bail!("callgrind_control {action} {pid} failed: {}", String::from_utf8_lossy(&output.stderr));
+    }
+    Ok(())
+}
+
+/// The instructions counted in the last dump of the callgrind running as `pid`, and that dump, from its files in
+/// `counts` (`callgrind.out.<pid>.<dump number>`, each with a `totals:` or `summary:` line).
+fn callgrind_total(counts: &Path, pid: u32) -> anyhow::Result<(u64, PathBuf)> {
+    let prefix = format!("callgrind.out.{pid}.");
+    let last_dump = std::fs::read_dir(counts)?
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .filter_map(|name| Some((name.strip_prefix(&prefix)?.parse::<u32>().ok()?, name)))
+        .max()
+        .with_context(|| format!("callgrind wrote no dump for {pid} in {}", counts.display()))?
+        .1;
+    let dump = counts.join(&last_dump);
+    let total = std::fs::read_to_string(&dump)?
+        .lines()
+        .find_map(|line| line.strip_prefix("totals:").or_else(|| line.strip_prefix("summary:")))
+        .and_then(|total| total.split_whitespace().next()?.parse().ok())
+        .with_context(|| format!("no total in {}", dump.display()))?;
+    Ok((total, dump))
+}
+
+/// The requests wrk's `output` says were answered.
+fn requests_answered(output: &str) -> anyhow::Result<f64> {
+    Ok(output
+        .lines()
+        .find_map(|line| line.trim().split_once(" requests in "))
+        .context("wrk printed no request count")?
+        .0
+        .trim()
+        .parse()?)
 }
 
 fn median(values: &mut [f64]) -> Option<f64> {
@@ -256,10 +353,28 @@ struct Backend {
 }
 
 impl Backend {
-    fn start(binary: &Path, cluster: &Cluster, database: &str, mode: Tracing, sinks: &Sinks) -> anyhow::Result<Self> {
+    /// The backend `binary`, or with `callgrind` that binary under valgrind's callgrind, writing its counts there.
+    fn start(
+        binary: &Path,
+        callgrind: Option<&Path>,
+        cluster: &Cluster,
+        database: &str,
+        mode: Tracing,
+        sinks: &Sinks,
+    ) -> anyhow::Result<Self> {
         let Sinks { otlp, xray, cloudwatch } = sinks;
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let mut backend = Command::new(binary);
+        let mut backend = match callgrind {
+            Some(counts) => {
+                let mut valgrind = Command::new("valgrind");
+                valgrind
+                    .arg("--tool=callgrind")
+                    .arg(format!("--callgrind-out-file={}/callgrind.out.%p", counts.display()))
+                    .arg(binary);
+                valgrind
+            }
+            None => Command::new(binary),
+        };
         backend
             .env("DATABASE_URL", cluster.url(database))
             .env("PORT", port.to_string())
@@ -300,7 +415,9 @@ impl Backend {
         }
         let mut services = Services::new()?;
         let pid = services.start("backend", &mut backend)?;
-        wait_for_port(SocketAddr::from(([127, 0, 0, 1], port)), Duration::from_secs(60))?;
+        // Under callgrind, start-up (migrations included) runs some fifty times slower.
+        let start_up = if callgrind.is_some() { Duration::from_secs(600) } else { Duration::from_secs(60) };
+        wait_for_port(SocketAddr::from(([127, 0, 0, 1], port)), start_up)?;
         Ok(Self { services, port, pid })
     }
 
@@ -316,13 +433,7 @@ impl Backend {
         let cpu_before = cpu_ticks(self.pid)?;
         let output = wrk(&url, token, args.seconds, args.connections)?;
         let cpu_after = cpu_ticks(self.pid)?;
-        let requests: f64 = output
-            .lines()
-            .find_map(|line| line.trim().split_once(" requests in "))
-            .context("wrk printed no request count")?
-            .0
-            .trim()
-            .parse()?;
+        let requests = requests_answered(&output)?;
         let cpu_seconds = (cpu_after - cpu_before) as f64 / clock_ticks_per_second();
         Ok(Measured {
             requests_per_second: field(&output, "Requests/sec:").context("wrk printed no Requests/sec")?.parse()?,
@@ -336,6 +447,21 @@ impl Backend {
             cpu_us_per_request: 1e6 * cpu_seconds / requests.max(1.0),
             cores: cpu_seconds / f64::from(args.seconds),
         })
+    }
+
+    /// Instructions executed per request of `GET path` under load, by the backend started with `callgrind` (its
+    /// counts' folder): counted from zero after a warm-up, then dumped.
+    fn instructions_per_request(&self, args: &Args, path: &str, callgrind: &Path) -> anyhow::Result<(f64, PathBuf)> {
+        // Valgrind runs one thread at a time: a few connections keep it busy.
+        const CONNECTIONS: u32 = 4;
+        let url = self.url(path);
+        wrk(&url, None, 3, CONNECTIONS)?;
+        callgrind_control("--zero", self.pid)?;
+        let output = wrk(&url, None, args.seconds, CONNECTIONS)?;
+        callgrind_control("--dump", self.pid)?;
+        let requests = requests_answered(&output)?;
+        let (total, dump) = callgrind_total(callgrind, self.pid)?;
+        Ok((total as f64 / requests.max(1.0), dump))
     }
 
     fn stop(mut self) -> anyhow::Result<()> {
@@ -360,7 +486,7 @@ fn scaling(args: &Args, binary: &Path, cluster: &Cluster, sinks: &Sinks) -> anyh
     for &cruds in &args.cruds {
         let database = format!("bench_{cruds}");
         cluster.ensure_database(&database)?;
-        let backend = Backend::start(binary, cluster, &database, mode, sinks)?;
+        let backend = Backend::start(binary, None, cluster, &database, mode, sinks)?;
         let loading = Instant::now();
         bulk_load(cluster, &database, cruds)?;
         eprintln!("{cruds} cruds loaded in {:.0?}", loading.elapsed());
