@@ -8,6 +8,10 @@
 //! `db.system.name=postgresql`, `db.query.text` (the statement with its `$1` placeholders: sqlx never logs the
 //! values), `db.namespace`, `server.address`/`server.port` from the [`DatabaseTarget`] the binary declared.
 //!
+//! The same layer records each query's elapsed time into `db.client.operation.duration` when metrics are on (see
+//! [`crate::metrics`]), traced or not: one layer with one filter, since every per-layer filter costs a look-up of the
+//! span on each enter and exit of every span.
+//!
 //! The log output is not affected: the fmt layer keeps its own filter (`RUST_LOG`, default `info`), so per-query
 //! events stay out of the log while slow-statement warnings still show. Queries outside any span (migrations at
 //! start-up) make no span: they belong to no trace.
@@ -15,6 +19,7 @@
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
+use opentelemetry::metrics::Histogram;
 use opentelemetry::trace::{SpanKind, TraceContextExt, Tracer};
 use opentelemetry::{KeyValue, StringValue};
 use opentelemetry_semantic_conventions::attribute::{
@@ -84,17 +89,20 @@ impl SpanTarget {
     }
 }
 
-/// The layer turning sqlx's query events into client spans (see the module doc).
+/// The layer turning sqlx's query events into client spans, and into query durations when `durations` is set (see
+/// the module doc).
 pub(crate) struct QuerySpans<T> {
     tracer: T,
     target: SharedTarget,
+    /// `db.client.operation.duration`, when metrics are on.
+    durations: Option<Histogram<f64>>,
     /// Where the parent span's context is looked up.
     dispatch: DispatchSlot,
 }
 
 impl<T> QuerySpans<T> {
-    pub(crate) fn new(tracer: T, target: SharedTarget) -> Self {
-        Self { tracer, target, dispatch: DispatchSlot::default() }
+    pub(crate) fn new(tracer: T, target: SharedTarget, durations: Option<Histogram<f64>>) -> Self {
+        Self { tracer, target, durations, dispatch: DispatchSlot::default() }
     }
 }
 
@@ -113,16 +121,22 @@ where
             return;
         }
         // Not in a trace, or in one that is not recorded (nothing exported): no span to make.
-        let Some(parent) = self.dispatch.event_context(event) else { return };
-        if !parent.span().span_context().is_sampled() {
+        let parent = self.dispatch.event_context(event).filter(|parent| parent.span().span_context().is_sampled());
+        if parent.is_none() && self.durations.is_none() {
             return;
         }
         let mut query = QueryEvent::default();
         event.record(&mut query);
         let Some(text) = query.take_text() else { return };
+        let operation = operation_name(&text);
+        if let Some(durations) = &self.durations {
+            let attributes =
+                [KeyValue::new(DB_SYSTEM_NAME, "postgresql"), KeyValue::new(DB_OPERATION_NAME, operation.clone())];
+            durations.record(query.elapsed.as_secs_f64(), &attributes);
+        }
+        let Some(parent) = parent else { return };
         let end = SystemTime::now();
         let start = end.checked_sub(query.elapsed).unwrap_or(end);
-        let operation = operation_name(&text);
         let target = self.target.read().ok().and_then(|target| target.clone());
         let name = match &target {
             Some(target) => format!("{operation} {}", target.namespace),

@@ -219,12 +219,10 @@ impl Telemetry {
             .with_location(false)
             .with_target(false)
             .with_filter(traced_spans());
-        let queries = db::QuerySpans::new(self.tracer.clone(), self.database.clone())
+        let query_durations = self.signals.meters().map(|meters| meters.query_duration());
+        let queries = db::QuerySpans::new(self.tracer.clone(), self.database.clone(), query_durations)
             .with_filter(filter_fn(|metadata| metadata.target() == db::SQLX_QUERY_TARGET));
-        let query_durations = self.signals.meters().map(|meters| {
-            meters.query_durations().with_filter(filter_fn(|metadata| metadata.target() == db::SQLX_QUERY_TARGET))
-        });
-        spans.and_then(queries).and_then(query_durations)
+        spans.and_then(queries)
     }
 
     /// The layer for the routes of an HTTP server, inside [`server::ServerLayer`]: the access log, the HTTP

@@ -9,22 +9,17 @@
 //! | `db.client.connection.count` | up-down counter, observed | `db.client.connection.state` (`used`, `idle`), `db.client.connection.pool.name` |
 //!
 //! The request histogram is fed by [`crate::signals::SignalsLayer`], the query histogram by sqlx's own query events
-//! (as the database spans are, see [`crate::db`]), the connection counts by the pool a binary names with
+//! (by the layer that makes the database spans, see [`crate::db`]), the connection counts by the pool a binary names with
 //! [`crate::Telemetry::observe_connection_pool`]. Recording is an in-memory aggregation: no request waits on export.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Histogram, Meter, MeterProvider as _};
-use opentelemetry::{KeyValue, StringValue};
 use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
-use opentelemetry_semantic_conventions::attribute::{DB_OPERATION_NAME, DB_SYSTEM_NAME};
-use tracing::field::{Field, Visit};
-use tracing::{Event, Subscriber};
-use tracing_subscriber::Layer;
-use tracing_subscriber::layer::Context as LayerContext;
 
 use crate::config::MetricsConfig;
 use crate::{SCOPE, TelemetryError};
@@ -75,9 +70,9 @@ impl Meters {
         Ok(Self { provider, meter, http_server_duration, query_duration })
     }
 
-    /// The layer turning sqlx's query events into `db.client.operation.duration` measurements.
-    pub(crate) fn query_durations(&self) -> QueryDurations {
-        QueryDurations { histogram: self.query_duration.clone() }
+    /// `db.client.operation.duration`, recorded by [`crate::db::QuerySpans`] from sqlx's query events.
+    pub(crate) fn query_duration(&self) -> Histogram<f64> {
+        self.query_duration.clone()
     }
 
     /// Reports `connections()` (used, idle) of the pool `pool_name` at each export.
@@ -114,46 +109,4 @@ impl Meters {
     pub(crate) fn shutdown(&self, timeout: Duration) -> opentelemetry_sdk::error::OTelSdkResult {
         self.provider.shutdown_with_timeout(timeout)
     }
-}
-
-/// Records each sqlx query's elapsed time; see the module doc.
-pub(crate) struct QueryDurations {
-    histogram: Histogram<f64>,
-}
-
-impl<S: Subscriber> Layer<S> for QueryDurations {
-    fn on_event(&self, event: &Event<'_>, _: LayerContext<'_, S>) {
-        let mut query = QueryTiming::default();
-        event.record(&mut query);
-        let Some(seconds) = query.elapsed_secs else { return };
-        let attributes = [
-            KeyValue::new(DB_SYSTEM_NAME, "postgresql"),
-            KeyValue::new(DB_OPERATION_NAME, query.operation.unwrap_or_else(|| "".into())),
-        ];
-        self.histogram.record(seconds, &attributes);
-    }
-}
-
-/// The fields of a `sqlx::query` event a measurement needs.
-#[derive(Default)]
-struct QueryTiming {
-    /// `db.operation.name`, from the statement's summary.
-    operation: Option<StringValue>,
-    elapsed_secs: Option<f64>,
-}
-
-impl Visit for QueryTiming {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        if field.name() == "summary" {
-            self.operation = Some(crate::db::operation_name(value));
-        }
-    }
-
-    fn record_f64(&mut self, field: &Field, value: f64) {
-        if field.name() == "elapsed_secs" {
-            self.elapsed_secs = Some(value);
-        }
-    }
-
-    fn record_debug(&mut self, _field: &Field, _value: &dyn std::fmt::Debug) {}
 }

@@ -226,3 +226,24 @@ async fn every_request_of_a_large_export_arrives_as_one_datagram() {
     assert_eq!(requests, (0..REQUESTS as i64).collect::<Vec<_>>(), "each request once, as one datagram");
     assert_eq!(telemetry.export_stats().xray.map(|lane| (lane.dropped, lane.failed)), Some((0, 0)));
 }
+
+#[tokio::test]
+async fn each_query_is_measured_in_the_database_duration_histogram() {
+    let metrics = test_support::otlp_metrics::OtlpMetricsReceiver::start();
+    let endpoint = format!("{}/v1/metrics", metrics.endpoint());
+    let test = harness(&[("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", &endpoint)]).await;
+    for handle in ["andrewbrown", "bayko"] {
+        assert_eq!(test.get(&format!("/api/activities/{handle}"), &[]).await.status(), StatusCode::OK);
+    }
+    test.telemetry.force_flush();
+    let histogram =
+        metrics.wait_for_metric("the database duration", |metric| metric.name == "db.client.operation.duration").await;
+    assert_eq!((histogram.kind, histogram.unit.as_str()), ("histogram", "s"));
+    let select = histogram
+        .points
+        .iter()
+        .find(|point| point.attributes["db.operation.name"] == "SELECT")
+        .unwrap_or_else(|| panic!("a SELECT point: {:?}", histogram.points));
+    assert_eq!(select.attributes["db.system.name"], "postgresql");
+    assert_eq!(select.count, Some(2), "one measurement per query");
+}
