@@ -3,8 +3,9 @@
 -- - that many cruds, spread evenly over the users, one a second going back from an hour ago, none expired; their
 --   uuids are derived from their number (md5('crud' || n)), so replies can name them;
 -- - a reply to every third crud, by the next user (a notification for the crud's author);
--- - a message for every fifth crud (and at least a page, 40, in every conversation), in a conversation between each pair
---   of users, so whichever conversation a reader opens holds a full page at every size;
+-- - a conversation between each pair of users, and a message for every fifth crud (at least a page, 40, in each of
+--   the first 1,000 conversations, those of the first users: whichever of them a reader opens holds a full page at
+--   every size, while hundreds of users do not make millions of messages);
 -- - the needle: the oldest crud, the only one that says "haystackneedle" (a search's worst case);
 -- then ANALYZE, so the planner knows the sizes.
 
@@ -57,8 +58,9 @@ INSERT INTO messages (message_group_uuid, user_uuid, message, created_at)
 SELECT g.uuid, CASE WHEN m % 2 = 0 THEN p.one ELSE p.other END, 'message ' || m || ' about ' || words[1 + m % 17],
        now() - interval '1 hour' - m * interval '1 second'
 FROM bulk_words,
-     generate_series(1, greatest(current_setting('cruddur.bulk_cruds')::int / 5, 40 * (SELECT count(*) FROM bulk_pairs))) m
-JOIN bulk_pairs p ON p.i = 1 + m % (SELECT count(*) FROM bulk_pairs)
+     generate_series(1, greatest(current_setting('cruddur.bulk_cruds')::int / 5,
+                                 40 * (SELECT least(count(*), 1000) FROM bulk_pairs))) m
+JOIN bulk_pairs p ON p.i = 1 + m % (SELECT least(count(*), 1000) FROM bulk_pairs)
 JOIN message_groups g ON g.direct_key = p.key;
 
 DROP TABLE bulk_users, bulk_words, bulk_pairs;
