@@ -10,7 +10,11 @@
 //! Expired activities are skipped by the filter and deleted by [`crate::db::sweep_expired`], so the few a feed
 //! skips are only those expired since the last sweep.
 //!
-//! Each function returns the query unexecuted, so the plan test below can `EXPLAIN` the very statement it runs.
+//! A conversation's messages share their row and cursor through [`message_page!`] in the same way, the conversation
+//! named by a scalar subquery (membership, or the pair's `direct_key`), so a page is one statement.
+//!
+//! Each function returns the query unexecuted (but [`search`], which runs [`search_query`] on the search pool), so
+//! the plan test below can `EXPLAIN` the very statement it runs.
 
 use cruddur_api::{Activity, Message, MessageGroup, PAGE_SIZE, Profile};
 use sqlx::PgPool;
