@@ -21,6 +21,7 @@ use test_support::cloudwatch_logs::{CloudWatchFailure, CloudWatchLogsEndpoint};
 use test_support::otlp::WAIT;
 use test_support::otlp_metrics::OtlpMetricsReceiver;
 use test_support::rollbar::{RollbarEndpoint, RollbarFailure};
+use test_support::sigv4;
 use test_support::traced::{Pipeline, TracedApp, Variables};
 use tracing::subscriber::DefaultGuard;
 use tracing_subscriber::layer::SubscriberExt;
@@ -232,9 +233,9 @@ async fn every_log_line_of_a_request_reaches_cloudwatch_with_its_trace_id() {
     let vars = [
         ("CLOUDWATCH_LOG_GROUP", "cruddur"),
         ("AWS_ENDPOINT_URL_CLOUDWATCH_LOGS", url.as_str()),
-        ("AWS_REGION", "us-east-1"),
-        ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
-        ("AWS_SECRET_ACCESS_KEY", "secret"),
+        ("AWS_REGION", sigv4::REGION),
+        ("AWS_ACCESS_KEY_ID", sigv4::ACCESS_KEY),
+        ("AWS_SECRET_ACCESS_KEY", sigv4::SECRET_KEY),
     ];
     let test = harness(&vars).await;
     let response = test.get("/api/failing-query", &[]).await;
@@ -277,9 +278,9 @@ async fn a_failing_cloudwatch_endpoint_changes_nothing_a_user_sees_and_drops_are
         let vars = [
             ("CLOUDWATCH_LOG_GROUP", "cruddur"),
             ("AWS_ENDPOINT_URL_CLOUDWATCH_LOGS", endpoint.as_str()),
-            ("AWS_REGION", "us-east-1"),
-            ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
-            ("AWS_SECRET_ACCESS_KEY", "secret"),
+            ("AWS_REGION", sigv4::REGION),
+            ("AWS_ACCESS_KEY_ID", sigv4::ACCESS_KEY),
+            ("AWS_SECRET_ACCESS_KEY", sigv4::SECRET_KEY),
         ];
         let test = harness(&vars).await;
         for _ in 0..3 {

@@ -2,7 +2,8 @@
 //! 127.0.0.1 port chosen by the OS (`AWS_ENDPOINT_URL_CLOUDWATCH_LOGS`).
 //!
 //! It speaks the service's JSON 1.1 protocol (`POST /`, `X-Amz-Target: Logs_20140328.<Operation>`), refuses
-//! unsigned requests as AWS does, and keeps the rules a client can break: `CreateLogGroup` and `CreateLogStream`
+//! requests not signed for `logs` by the test account ([`crate::sigv4`]: the signature must cover the very body
+//! received) as AWS does, and keeps the rules a client can break: `CreateLogGroup` and `CreateLogStream`
 //! answer `ResourceAlreadyExistsException` for what exists, `CreateLogStream` and `PutLogEvents`
 //! `ResourceNotFoundException` for what does not, and `PutLogEvents` refuses with `InvalidParameterException` a batch
 //! that is empty, holds more than 10,000 events or 1,048,576 bytes (each message's UTF-8 size plus 26), an event
@@ -14,7 +15,8 @@ use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
@@ -113,21 +115,30 @@ impl CloudWatchLogsEndpoint {
 
 type EndpointState = (Arc<Shared>, Changed);
 
-async fn operation(State((shared, changed)): State<EndpointState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn operation(State((shared, changed)): State<EndpointState>, request: Parts, body: Bytes) -> Response {
+    let Parts { method, uri, headers, .. } = request;
     let target = headers.get("x-amz-target").and_then(|value| value.to_str().ok()).unwrap_or_default();
     let operation = target.strip_prefix("Logs_20140328.").unwrap_or(target).to_owned();
     let failure = *shared.failure.lock().expect("cloudwatch lock");
-    let signed = headers
-        .get("authorization")
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| value.starts_with("AWS4-HMAC-SHA256 Credential="));
+    let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
+    let path = uri.path_and_query().map_or("/", |path| path.as_str());
+    let signature = crate::sigv4::verify(
+        &crate::sigv4::Signed { method: method.as_str(), path, header: &header, body: &body },
+        "logs",
+    );
     let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let (status, answer) = match failure {
         Some(CloudWatchFailure::ServerError) => {
             error(StatusCode::INTERNAL_SERVER_ERROR, "ServiceUnavailableException", "The service is unavailable")
         }
         Some(CloudWatchFailure::Throttle) => error(StatusCode::BAD_REQUEST, "ThrottlingException", "Rate exceeded"),
-        None if !signed => error(StatusCode::BAD_REQUEST, "MissingAuthenticationTokenException", "Missing signature"),
+        None if header("authorization").is_none() => {
+            error(StatusCode::BAD_REQUEST, "MissingAuthenticationTokenException", "Missing Authentication Token")
+        }
+        None if signature.is_err() => {
+            let reason = signature.as_ref().err().map_or("", String::as_str);
+            error(StatusCode::BAD_REQUEST, "InvalidSignatureException", reason)
+        }
         None => {
             let mut groups = shared.groups.lock().expect("cloudwatch lock");
             let group = request["logGroupName"].as_str().unwrap_or_default().to_owned();
