@@ -39,6 +39,10 @@ macro_rules! query_of {
 /// newest first, at most `$limit` of them (`$1`), older than the activity `$before` (`$2`, the cursor).
 macro_rules! activity_page {
     ($condition:literal, $limit:expr, $before:expr $(, $arg:expr)* $(,)?) => {
+        activity_page!(ordered_first_by: "", $condition, $limit, $before $(, $arg)*)
+    };
+    // `$first` (a column and direction, then a comma) leads the order: see [`by_user`].
+    (ordered_first_by: $first:literal, $condition:literal, $limit:expr, $before:expr $(, $arg:expr)* $(,)?) => {
         sqlx::query_as!(
             Activity,
             "SELECT a.uuid, u.display_name, u.handle, a.message, a.replies_count, a.reposts_count, a.likes_count,
@@ -51,7 +55,7 @@ macro_rules! activity_page {
                         ELSE (SELECT cursor.created_at FROM activities cursor WHERE cursor.uuid = $2) END,
                    COALESCE($2, 'ffffffff-ffff-ffff-ffff-ffffffffffff'))
                AND " + $condition + "
-             ORDER BY a.created_at DESC, a.uuid DESC
+             ORDER BY " + $first + " a.created_at DESC, a.uuid DESC
              LIMIT $1",
             $limit,
             $before
@@ -66,8 +70,13 @@ pub(crate) fn home(before: Option<Uuid>) -> query_of!(Activity) {
 }
 
 /// One user's cruds and replies.
+///
+/// The user is a range of one value and leads the order, so that only `activities_by_user` gives the page in order:
+/// with `user_uuid = $3`, the order by user is dropped as settled, and where a few users own the table (each a large
+/// share of it, as on a new Cruddur) the generic plan walks everyone's newest-first index and skips other users'
+/// rows, which reads the whole table for a user with few cruds (seconds, on a million).
 pub(crate) fn by_user(user: Uuid, before: Option<Uuid>) -> query_of!(Activity) {
-    activity_page!("a.user_uuid = $3", LIMIT, before, user)
+    activity_page!(ordered_first_by: "a.user_uuid DESC,", "a.user_uuid >= $3 AND a.user_uuid <= $3", LIMIT, before, user)
 }
 
 /// Replies to `user`'s cruds by others (`notified_user_uuid`, set when a reply is posted).
@@ -252,7 +261,8 @@ mod plans {
     /// Many users, as a real Cruddur has: one user's rows are a small share of the table.
     const USERS: u32 = 500;
 
-    async fn large_database() -> PgPool {
+    /// A database of [`CRUDS`] activities spread over `users` users.
+    async fn large_database(users: u32) -> PgPool {
         let url = test_support::postgres::fresh_database().await;
         crate::db::migrate(&url).await.expect("migrate");
         let db = crate::db::connect(&url, 2, Duration::ZERO, crate::db::Plans::Generic).await.expect("connect");
@@ -260,7 +270,7 @@ mod plans {
             "INSERT INTO users (display_name, handle, email)
              SELECT 'User ' || n, 'user' || n, 'user' || n || '@example.com' FROM generate_series(1, $1) n",
         )
-        .bind(USERS as i32)
+        .bind(users as i32)
         .execute(&db)
         .await
         .expect("users");
@@ -298,7 +308,7 @@ mod plans {
 
     #[tokio::test]
     async fn every_feed_reads_an_index_range() {
-        let db = large_database().await;
+        let db = large_database(USERS).await;
         let mode: String = sqlx::query_scalar("SHOW plan_cache_mode").fetch_one(&db).await.expect("plan_cache_mode");
         assert_eq!(mode, "force_generic_plan", "the pool's statements run the generic plans checked below");
         let jit: String = sqlx::query_scalar("SHOW jit").fetch_one(&db).await.expect("jit");
@@ -399,5 +409,17 @@ mod plans {
         // A profile subtracts the activities expired since the last sweep, found by expiry.
         let profile = plan(&db, &profile_by_handle("user1"), "'user1'", true).await;
         assert_index_range("a profile", &profile, "activities_by_expiry");
+    }
+
+    /// A new Cruddur: a few users own the table, each a large share of it. A user's page is still their own index
+    /// range: walking everyone's newest-first index and skipping other users' rows would read the whole table for a
+    /// user with few cruds.
+    #[tokio::test]
+    async fn a_users_page_reads_their_own_index_when_few_users_own_the_table() {
+        let db = large_database(4).await;
+        let user: Uuid = sqlx::query_scalar("SELECT uuid FROM users LIMIT 1").fetch_one(&db).await.expect("a user");
+        let plan = plan(&db, &by_user(user, None), &format!("{LIMIT}, NULL, '{user}'"), true).await;
+        assert_index_range("a user's, among four", &plan, "activities_by_user");
+        assert_unsorted("a user's, among four", &plan);
     }
 }
