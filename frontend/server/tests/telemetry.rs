@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use test_support::cloudwatch_logs::CloudWatchLogsEndpoint;
 use test_support::otlp::OtlpReceiver;
+use test_support::sigv4;
 use tracing_subscriber::layer::SubscriberExt;
 
 /// A page load is a trace of its own (a server span), and its access line reaches CloudWatch Logs with that trace id,
@@ -20,9 +21,9 @@ async fn each_request_is_traced_and_its_access_line_reaches_cloudwatch() {
         ("OTEL_EXPORTER_OTLP_ENDPOINT", otlp.as_str()),
         ("CLOUDWATCH_LOG_GROUP", "cruddur"),
         ("AWS_ENDPOINT_URL_CLOUDWATCH_LOGS", logs.as_str()),
-        ("AWS_REGION", "us-east-1"),
-        ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
-        ("AWS_SECRET_ACCESS_KEY", "secret"),
+        ("AWS_REGION", sigv4::REGION),
+        ("AWS_ACCESS_KEY_ID", sigv4::ACCESS_KEY),
+        ("AWS_SECRET_ACCESS_KEY", sigv4::SECRET_KEY),
     ]);
     let cloudwatch_layer = telemetry.cloudwatch_layer().unwrap().expect("CloudWatch Logs is on");
     let _subscriber =
