@@ -8,7 +8,10 @@
 //! Requests/s and p99 depend on what else the machine runs (wrk, Postgres and the sinks share its cores with the
 //! backend). The CPU time the backend process spent (`utime + stime` of `/proc/<pid>/stat`, every thread, exporter
 //! threads included) divided by the requests it answered depends much less on it, so it is the figure that states
-//! what tracing costs on a busy machine. `--rounds` repeats the modes in turn and reports medians.
+//! what tracing costs on a busy machine. `--rounds` repeats the modes in turn and reports medians, and for each
+//! mode the spread of its CPU cost against its baseline's round by round. The stand-ins run in this process, on the
+//! backend's cores, and only count what they receive (a real service's work happens elsewhere): their CPU time per
+//! request is shown beside the backend's.
 //!
 //! `--instructions` counts instead of timing: the backend runs under valgrind's callgrind, and the instructions it
 //! executed (every thread, exporters included) while `wrk` loaded it are divided by the requests answered. The count
@@ -38,7 +41,7 @@ use local_postgres::Cluster;
 
 use crate::install;
 use crate::process::{Services, cargo, step, wait_for_port, workspace_root};
-use crate::sinks::{HttpSink, SegmentSink};
+use crate::sinks::{CloudWatchLogsSink, HttpSink, SegmentSink};
 
 /// The backend binary's name as the kernel shows it (`comm`, at most 15 bytes).
 const BACKEND: &str = "cruddur-backend";
@@ -55,9 +58,9 @@ pub(crate) struct Args {
     /// Concurrent connections.
     #[arg(long, default_value_t = 32)]
     connections: u32,
-    /// Which exporters to measure; `all` compares the four.
-    #[arg(long, value_enum, default_value_t = Tracing::All)]
-    tracing: Tracing,
+    /// Which modes to measure, in turn (e.g. `both,signals`); `all` measures every one.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "all")]
+    tracing: Vec<Tracing>,
     /// How many times each mode is measured (in turn, so that a busy spell touches every mode); medians are shown.
     #[arg(long, default_value_t = 1)]
     rounds: u32,
@@ -72,6 +75,22 @@ pub(crate) struct Args {
     /// proportion), side by side, e.g. `1000,1000000`; with tracing off unless `--tracing` names one mode.
     #[arg(long, value_delimiter = ',', value_name = "N,...")]
     cruds: Vec<u32>,
+}
+
+impl Args {
+    /// The modes `--tracing` names, `all` spelled out, each once, in the order given.
+    fn modes(&self) -> Vec<Tracing> {
+        let mut modes = Vec::new();
+        for &mode in &self.tracing {
+            let named = if mode == Tracing::All { Tracing::EVERY.as_slice() } else { std::slice::from_ref(&mode) };
+            for &mode in named {
+                if !modes.contains(&mode) {
+                    modes.push(mode);
+                }
+            }
+        }
+        modes
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -92,6 +111,18 @@ enum Tracing {
 }
 
 impl Tracing {
+    /// Every mode `all` stands for.
+    const EVERY: [Tracing; 8] = [
+        Tracing::Off,
+        Tracing::Otlp,
+        Tracing::Xray,
+        Tracing::Both,
+        Tracing::DeadOtlp,
+        Tracing::Metrics,
+        Tracing::Logs,
+        Tracing::Signals,
+    ];
+
     /// What a mode's cost is measured against: traces against none; the other signals against the traces they join.
     fn baseline(self) -> Option<Tracing> {
         match self {
@@ -125,6 +156,9 @@ struct Measured {
     cpu_us_per_request: f64,
     /// The share of one core the backend used while measured.
     cores: f64,
+    /// CPU time per request of the stand-ins this process runs (the OTLP and X-Ray sinks, the CloudWatch Logs
+    /// endpoint), in microseconds: work the real services do elsewhere, taken from the backend's cores here.
+    stand_ins_us_per_request: f64,
 }
 
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
@@ -141,36 +175,19 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         }
     };
     let cluster = Cluster::start_throwaway()?;
-    let sinks = Sinks {
-        otlp: HttpSink::start(false)?,
-        xray: SegmentSink::start()?,
-        cloudwatch: test_support::cloudwatch_logs::CloudWatchLogsEndpoint::start(),
-    };
+    let sinks =
+        Sinks { otlp: HttpSink::start(false)?, xray: SegmentSink::start()?, cloudwatch: CloudWatchLogsSink::start()? };
     let Sinks { otlp, xray, cloudwatch } = &sinks;
     if !args.cruds.is_empty() {
         return scaling(&args, &binary, &cluster, &sinks);
     }
     cluster.ensure_database("bench")?;
 
-    let modes = match args.tracing {
-        Tracing::All => {
-            vec![
-                Tracing::Off,
-                Tracing::Otlp,
-                Tracing::Xray,
-                Tracing::Both,
-                Tracing::DeadOtlp,
-                Tracing::Metrics,
-                Tracing::Logs,
-                Tracing::Signals,
-            ]
-        }
-        one => vec![one],
-    };
+    let modes = args.modes();
     if args.instructions {
         return instructions(&args, &binary, &cluster, &sinks, &modes);
     }
-    let mut results: Vec<(Tracing, Measured)> = Vec::new();
+    let mut results: Vec<(u32, Tracing, Measured)> = Vec::new();
     for round in 1..=args.rounds.max(1) {
         for &mode in &modes {
             let (exports, segments) = (otlp.exports.load(Ordering::Relaxed), xray.segments.load(Ordering::Relaxed));
@@ -178,34 +195,47 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
             let measured = backend.measure(&args, "/api/activities/home", None)?;
             backend.stop()?;
             println!(
-                "{:<13} {:>7.0} requests/s  p99 {:>6.2} ms  CPU {:>6.1} µs/request ({:.2} cores)  non-2xx {}  \
-                 (round {round}; OTLP exports received: {}, X-Ray datagrams: {})",
+                "{:<13} {:>7.0} requests/s  p99 {:>6.2} ms  CPU {:>6.1} µs/request ({:.2} cores)  stand-ins {:>5.1} \
+                 µs/request  non-2xx {}  (round {round}; OTLP exports received: {}, X-Ray datagrams: {})",
                 mode.label(),
                 measured.requests_per_second,
                 measured.p99_ms,
                 measured.cpu_us_per_request,
                 measured.cores,
+                measured.stand_ins_us_per_request,
                 measured.non_2xx,
                 otlp.exports.load(Ordering::Relaxed) - exports,
                 xray.segments.load(Ordering::Relaxed) - segments,
             );
-            results.push((mode, measured));
+            results.push((round, mode, measured));
         }
     }
 
     let median_of = |mode: Tracing, figure: fn(&Measured) -> f64| {
         let mut values: Vec<f64> =
-            results.iter().filter(|(measured, _)| *measured == mode).map(|(_, m)| figure(m)).collect();
+            results.iter().filter(|(_, measured, _)| *measured == mode).map(|(_, _, m)| figure(m)).collect();
         median(&mut values)
+    };
+    // A mode's CPU against its baseline's in the same round: the spread of these says how far the medians hold.
+    let cpu_ratios = |mode: Tracing, baseline: Tracing| {
+        let cpu_in = |wanted: Tracing, round: u32| {
+            results.iter().find(|(r, m, _)| *r == round && *m == wanted).map(|(_, _, m)| m.cpu_us_per_request)
+        };
+        let mut ratios: Vec<f64> = (1..=args.rounds.max(1))
+            .filter_map(|round| Some(cpu_in(mode, round)? / cpu_in(baseline, round)? - 1.0))
+            .collect();
+        ratios.sort_by(f64::total_cmp);
+        ratios
     };
     println!("\nmedians of {} round(s):", args.rounds.max(1));
     for &mode in &modes {
-        let (rps, p99, cpu) = (
+        let (rps, p99, cpu, stand_ins) = (
             median_of(mode, |m| m.requests_per_second),
             median_of(mode, |m| m.p99_ms),
             median_of(mode, |m| m.cpu_us_per_request),
+            median_of(mode, |m| m.stand_ins_us_per_request),
         );
-        let (Some(rps), Some(p99), Some(cpu)) = (rps, p99, cpu) else { continue };
+        let (Some(rps), Some(p99), Some(cpu), Some(stand_ins)) = (rps, p99, cpu, stand_ins) else { continue };
         let against = mode.baseline().and_then(|baseline| {
             Some((
                 baseline,
@@ -214,21 +244,33 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
             ))
         });
         let cost = match against {
-            Some((baseline, base_rps, base_cpu)) => format!(
-                "  throughput {:+.1}%, CPU {:+.1} µs/request ({:+.1}%) against {}",
-                100.0 * (rps / base_rps - 1.0),
-                cpu - base_cpu,
-                100.0 * (cpu / base_cpu - 1.0),
-                baseline.label()
-            ),
+            Some((baseline, base_rps, base_cpu)) => {
+                let ratios = cpu_ratios(mode, baseline);
+                let spread = match (ratios.first(), ratios.last()) {
+                    (Some(low), Some(high)) if ratios.len() > 1 => {
+                        format!(", {:+.1}% to {:+.1}% round by round", 100.0 * low, 100.0 * high)
+                    }
+                    _ => String::new(),
+                };
+                format!(
+                    "  throughput {:+.1}%, CPU {:+.1} µs/request ({:+.1}%{spread}) against {}",
+                    100.0 * (rps / base_rps - 1.0),
+                    cpu - base_cpu,
+                    100.0 * (cpu / base_cpu - 1.0),
+                    baseline.label()
+                )
+            }
             None => String::new(),
         };
-        println!("{:<13} {rps:>7.0} requests/s  p99 {p99:>6.2} ms  CPU {cpu:>6.1} µs/request{cost}", mode.label());
+        println!(
+            "{:<13} {rps:>7.0} requests/s  p99 {p99:>6.2} ms  CPU {cpu:>6.1} µs/request  stand-ins {stand_ins:>5.1} \
+             µs/request{cost}",
+            mode.label()
+        );
     }
     println!("({} connections, {} s each, GET /api/activities/home)", args.connections, args.seconds);
     if modes.iter().any(|mode| matches!(mode, Tracing::Logs | Tracing::Signals)) {
-        let events: usize = cloudwatch.streams("cruddur").values().map(Vec::len).sum();
-        println!("(the CloudWatch Logs stand-in received {events} log events)");
+        println!("(the CloudWatch Logs stand-in received {} log events)", cloudwatch.events.load(Ordering::Relaxed));
     }
     Ok(())
 }
@@ -383,7 +425,7 @@ fn release_binary() -> PathBuf {
 struct Sinks {
     otlp: HttpSink,
     xray: SegmentSink,
-    cloudwatch: test_support::cloudwatch_logs::CloudWatchLogsEndpoint,
+    cloudwatch: CloudWatchLogsSink,
 }
 
 /// The release backend on `database` (migrated, and seeded when empty), exporting as `mode` says.
@@ -471,11 +513,13 @@ impl Backend {
     fn measure(&self, args: &Args, path: &str, token: Option<&str>) -> anyhow::Result<Measured> {
         let url = self.url(path);
         wrk(&url, token, 2, args.connections)?;
-        let cpu_before = cpu_ticks(self.pid)?;
+        let (cpu_before, stand_ins_before) = (cpu_ticks(self.pid)?, cpu_ticks(std::process::id())?);
         let output = wrk(&url, token, args.seconds, args.connections)?;
-        let cpu_after = cpu_ticks(self.pid)?;
-        let requests = requests_answered(&output)?;
-        let cpu_seconds = (cpu_after - cpu_before) as f64 / clock_ticks_per_second();
+        let (cpu_after, stand_ins_after) = (cpu_ticks(self.pid)?, cpu_ticks(std::process::id())?);
+        let requests = requests_answered(&output)?.max(1.0);
+        let ticks_per_second = clock_ticks_per_second();
+        let cpu_seconds = (cpu_after - cpu_before) as f64 / ticks_per_second;
+        let stand_ins_seconds = (stand_ins_after - stand_ins_before) as f64 / ticks_per_second;
         Ok(Measured {
             requests_per_second: field(&output, "Requests/sec:").context("wrk printed no Requests/sec")?.parse()?,
             p99_ms: output
@@ -485,8 +529,9 @@ impl Backend {
                 .and_then(|p99| milliseconds(p99.trim()))
                 .context("wrk printed no 99% latency")?,
             non_2xx: field(&output, "Non-2xx or 3xx responses:").unwrap_or("0").parse()?,
-            cpu_us_per_request: 1e6 * cpu_seconds / requests.max(1.0),
+            cpu_us_per_request: 1e6 * cpu_seconds / requests,
             cores: cpu_seconds / f64::from(args.seconds),
+            stand_ins_us_per_request: 1e6 * stand_ins_seconds / requests,
         })
     }
 
@@ -521,7 +566,11 @@ struct Route {
 
 /// `--cruds`: every read route at every size, then the table that compares them.
 fn scaling(args: &Args, binary: &Path, cluster: &Cluster, sinks: &Sinks) -> anyhow::Result<()> {
-    let mode = if args.tracing == Tracing::All { Tracing::Off } else { args.tracing };
+    let mode = match args.tracing.as_slice() {
+        [Tracing::All] => Tracing::Off,
+        [one] => *one,
+        _ => bail!("--cruds measures one --tracing mode"),
+    };
     // Every size loaded and served at once, so that each route is measured at every size in turn.
     let mut loaded = Vec::new();
     for &cruds in &args.cruds {
@@ -586,6 +635,7 @@ fn median_measured(rounds: &[Measured]) -> Measured {
         non_2xx: rounds.iter().map(|m| m.non_2xx).sum(),
         cpu_us_per_request: of(|m| m.cpu_us_per_request),
         cores: of(|m| m.cores),
+        stand_ins_us_per_request: of(|m| m.stand_ins_us_per_request),
     }
 }
 
@@ -677,7 +727,8 @@ fn parse_stat(stat: &str) -> Option<(&str, Vec<&str>)> {
 
 /// User + system CPU time of every thread of `pid` so far, in clock ticks.
 fn cpu_ticks(pid: u32) -> anyhow::Result<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).context("reading the backend's CPU time")?;
+    let stat =
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).with_context(|| format!("reading {pid}'s CPU time"))?;
     let (_, fields) = parse_stat(&stat).context("an unreadable /proc/<pid>/stat")?;
     // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after comm.
     let tick = |index: usize| fields.get(index).and_then(|value| value.parse::<u64>().ok());
@@ -744,6 +795,25 @@ mod tests {
         let (comm, fields) = parse_stat(stat).unwrap();
         assert_eq!(comm, "cruddur (x) b");
         assert_eq!((fields[1], fields[11], fields[12]), ("1", "250", "40"));
+    }
+
+    #[test]
+    fn tracing_names_modes_in_the_order_given_each_once() {
+        #[derive(clap::Parser)]
+        struct Command {
+            #[command(flatten)]
+            args: Args,
+        }
+        let modes = |line: &[&str]| {
+            let command =
+                <Command as clap::Parser>::try_parse_from(std::iter::once("bench-api").chain(line.iter().copied()));
+            command.map(|command| command.args.modes().iter().map(|mode| mode.label()).collect::<Vec<_>>())
+        };
+        assert_eq!(modes(&["--tracing", "signals,both"]).unwrap(), ["all signals", "OTLP + X-Ray"]);
+        assert_eq!(modes(&["--tracing", "both", "--tracing", "off,both"]).unwrap(), ["OTLP + X-Ray", "tracing off"]);
+        assert_eq!(modes(&[]).unwrap().len(), Tracing::EVERY.len());
+        assert_eq!(modes(&["--tracing", "logs,all"]).unwrap()[..2], ["+ CloudWatch", "tracing off"]);
+        assert!(modes(&["--tracing", "both,nothing"]).is_err());
     }
 
     #[test]

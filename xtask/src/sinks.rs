@@ -1,7 +1,8 @@
-//! Stand-ins for the trace destinations of benchmarks and the smoke check: an HTTP endpoint that answers every
-//! request with an empty 200 (what an OTLP receiver or X-Ray's API answers to a successful export), and a UDP socket
-//! that swallows X-Ray segments, both on 127.0.0.1, both counting what they received so a run can show the
-//! exporters really worked.
+//! Stand-ins for the telemetry destinations of benchmarks and the smoke check: an HTTP endpoint that answers every
+//! request with an empty 200 (what an OTLP receiver or X-Ray's API answers to a successful export), one that answers
+//! as CloudWatch Logs does to a call that succeeds, and a UDP socket that swallows X-Ray segments, all on 127.0.0.1,
+//! each counting what it received so a run can show the exporters really worked. They check nothing (the tests'
+//! stand-ins in `test-support` do): a benchmark measures the backend's work, not a stand-in's.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
@@ -10,6 +11,23 @@ use std::sync::{Arc, Mutex};
 
 /// The (path, body) of each request received.
 type Recorded = Mutex<Vec<(String, Vec<u8>)>>;
+
+/// What a sink does with each request's path and body.
+type OnRequest = Arc<dyn Fn(String, Vec<u8>) + Send + Sync>;
+
+/// An empty success.
+const EMPTY_200: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+
+/// Serves keep-alive HTTP POSTs with `Content-Length` bodies on `listener`, a thread per connection, answering each
+/// with `response` once `on_request` has seen it.
+fn serve(listener: TcpListener, on_request: OnRequest, response: &'static [u8]) {
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let on_request = on_request.clone();
+            std::thread::spawn(move || serve_connection(stream, &*on_request, response));
+        }
+    });
+}
 
 /// Accepts HTTP POSTs (keep-alive, `Content-Length` bodies), counts them, and keeps (path, body) when asked to.
 pub(crate) struct HttpSink {
@@ -24,14 +42,15 @@ impl HttpSink {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let address = listener.local_addr()?;
         let exports = Arc::new(AtomicU64::new(0));
-        let recorded = record.then(Arc::default);
+        let recorded: Option<Arc<Recorded>> = record.then(Arc::default);
         let (counter, kept) = (exports.clone(), recorded.clone());
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let (counter, kept) = (counter.clone(), kept.clone());
-                std::thread::spawn(move || serve_connection(stream, &counter, kept.as_deref()));
+        let on_request = move |path, body| {
+            counter.fetch_add(1, Ordering::Relaxed);
+            if let Some(kept) = &kept {
+                kept.lock().expect("never poisoned").push((path, body));
             }
-        });
+        };
+        serve(listener, Arc::new(on_request), EMPTY_200);
         Ok(Self { address, exports, recorded })
     }
 
@@ -41,7 +60,39 @@ impl HttpSink {
     }
 }
 
-fn serve_connection(stream: TcpStream, exports: &AtomicU64, kept: Option<&Recorded>) {
+/// What CloudWatch Logs answers to a call that succeeds and has nothing to report.
+const CLOUDWATCH_ANSWER: &[u8] =
+    b"HTTP/1.1 200 OK\r\ncontent-type: application/x-amz-json-1.1\r\ncontent-length: 2\r\n\r\n{}";
+
+/// CloudWatch Logs' API as far as a shipper that succeeds sees it: every call (`CreateLogGroup`,
+/// `CreateLogStream`, `PutLogEvents`) answers `{}`. It counts the log events of the `PutLogEvents` bodies.
+pub(crate) struct CloudWatchLogsSink {
+    pub(crate) address: SocketAddr,
+    pub(crate) events: Arc<AtomicU64>,
+}
+
+impl CloudWatchLogsSink {
+    pub(crate) fn start() -> std::io::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let address = listener.local_addr()?;
+        let events = Arc::new(AtomicU64::new(0));
+        let counter = events.clone();
+        let on_request = move |_path, body: Vec<u8>| {
+            // Each event of a PutLogEvents body opens with its timestamp (`InputLogEvent`'s first member, as the
+            // telemetry crate writes it); messages hold it only escaped.
+            let opened = memchr::memmem::find_iter(&body, b"{\"timestamp\":").count();
+            counter.fetch_add(opened as u64, Ordering::Relaxed);
+        };
+        serve(listener, Arc::new(on_request), CLOUDWATCH_ANSWER);
+        Ok(Self { address, events })
+    }
+
+    pub(crate) fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+}
+
+fn serve_connection(stream: TcpStream, on_request: &(dyn Fn(String, Vec<u8>) + Send + Sync), response: &[u8]) {
     let mut writer = match stream.try_clone() {
         Ok(writer) => writer,
         Err(_) => return,
@@ -71,11 +122,8 @@ fn serve_connection(stream: TcpStream, exports: &AtomicU64, kept: Option<&Record
         if reader.read_exact(&mut body).is_err() {
             return;
         }
-        exports.fetch_add(1, Ordering::Relaxed);
-        if let Some(kept) = kept {
-            kept.lock().expect("never poisoned").push((std::mem::take(&mut path), body));
-        }
-        if writer.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").is_err() {
+        on_request(path, body);
+        if writer.write_all(response).is_err() {
             return;
         }
     }
@@ -100,5 +148,28 @@ impl SegmentSink {
             }
         });
         Ok(Self { address, segments })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cloudwatch_logs_sink_answers_success_and_counts_the_events_of_each_call() {
+        let sink = CloudWatchLogsSink::start().unwrap();
+        let body = r#"{"logGroupName":"cruddur","logStreamName":"s","logEvents":[{"timestamp":1,"message":"{\"timestamp\":\"x\"}"},{"timestamp":2,"message":"b"}]}"#;
+        let mut stream = TcpStream::connect(sink.address).unwrap();
+        let request = format!(
+            "POST / HTTP/1.1\r\nhost: x\r\nx-amz-target: Logs_20140328.PutLogEvents\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut answer = vec![0; CLOUDWATCH_ANSWER.len()];
+        stream.read_exact(&mut answer).unwrap();
+        let answer = String::from_utf8(answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200 OK\r\n") && answer.ends_with("\r\n\r\n{}"), "{answer}");
+        // Counted before the answer was written.
+        assert_eq!(sink.events.load(Ordering::Relaxed), 2);
     }
 }
