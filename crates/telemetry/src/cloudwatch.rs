@@ -14,7 +14,7 @@
 //! and written to stderr at most once every [`WARN_INTERVAL`], never through `tracing`: a warning about CloudWatch
 //! must not be one more line for CloudWatch. Lines logged by the shipping thread itself are never shipped.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,7 +28,7 @@ use aws_config::timeout::TimeoutConfig;
 use aws_sdk_cloudwatchlogs::Client;
 use aws_smithy_types::body::SdkBody;
 use bytes::Bytes;
-use serde::Serialize;
+use opentelemetry::Context;
 use tokio::sync::{Notify, mpsc};
 use tracing::{Dispatch, Event, Subscriber};
 use tracing_subscriber::Layer;
@@ -37,7 +37,7 @@ use tracing_subscriber::registry::LookupSpan;
 
 use crate::config::CloudWatchConfig;
 use crate::context::DispatchSlot;
-use crate::logs::json_line;
+use crate::logs::{Nested, json_line};
 
 /// How often the buffer is shipped.
 pub const FLUSH_INTERVAL: Duration = Duration::from_secs(5);
@@ -79,32 +79,42 @@ pub struct CloudWatchStats {
     pub failed_calls: u64,
 }
 
-/// A log event as PutLogEvents takes it (`InputLogEvent`).
-#[derive(Serialize)]
+/// A log event as PutLogEvents takes it (`InputLogEvent`), its message already escaped as the inside of the JSON
+/// string it travels in.
 struct LogEvent {
     timestamp: i64,
-    message: String,
+    escaped_message: Box<[u8]>,
+    /// What PutLogEvents counts: the message's UTF-8 size, plus [`EVENT_OVERHEAD_BYTES`].
+    size: usize,
 }
 
-/// PutLogEvents' request (`PutLogEventsRequest` in the service's JSON 1.1 protocol).
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct PutLogEventsRequest<'a> {
-    log_group_name: &'a str,
-    log_stream_name: &'a str,
-    log_events: &'a [LogEvent],
-}
-
-/// The body of a PutLogEvents call that ships `batch`.
+/// The body of a PutLogEvents call that ships `batch` (`PutLogEventsRequest` in the service's JSON 1.1 protocol).
 fn put_log_events_body(log_group: &str, log_stream: &str, batch: &[LogEvent]) -> Bytes {
-    let request = PutLogEventsRequest { log_group_name: log_group, log_stream_name: log_stream, log_events: batch };
-    // Strings and integers always serialize.
-    Bytes::from(serde_json::to_vec(&request).expect("a PutLogEvents request serializes"))
+    let escaped: usize = batch.iter().map(|event| event.escaped_message.len() + 40).sum();
+    let mut body = Vec::with_capacity(log_group.len() + log_stream.len() + escaped + 64);
+    // Strings and integers always serialize, and writing to a Vec cannot fail.
+    body.extend_from_slice(b"{\"logGroupName\":");
+    let _ = serde_json::to_writer(&mut body, log_group);
+    body.extend_from_slice(b",\"logStreamName\":");
+    let _ = serde_json::to_writer(&mut body, log_stream);
+    body.extend_from_slice(b",\"logEvents\":[");
+    for (index, event) in batch.iter().enumerate() {
+        if index > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(b"{\"timestamp\":");
+        let _ = serde_json::to_writer(&mut body, &event.timestamp);
+        body.extend_from_slice(b",\"message\":\"");
+        body.extend_from_slice(&event.escaped_message);
+        body.extend_from_slice(b"\"}");
+    }
+    body.extend_from_slice(b"]}");
+    Bytes::from(body)
 }
 
 impl LogEvent {
     fn size(&self) -> usize {
-        self.message.len() + EVENT_OVERHEAD_BYTES
+        self.size
     }
 }
 
@@ -130,14 +140,17 @@ struct Shared {
 }
 
 impl Shared {
-    fn push(&self, mut message: String) {
-        if message.is_empty() {
+    /// Buffers one event: `escaped_message` is its message escaped as the inside of a JSON string, `message_len`
+    /// the message's own length (at most [`MAX_EVENT_BYTES`] - [`EVENT_OVERHEAD_BYTES`]).
+    fn push(&self, escaped_message: &[u8], message_len: usize) {
+        if message_len == 0 {
             return;
         }
-        truncate(&mut message, MAX_EVENT_BYTES - EVENT_OVERHEAD_BYTES);
+        let escaped_message = Box::from(escaped_message);
+        let size = message_len + EVENT_OVERHEAD_BYTES;
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |since| since.as_millis() as i64);
         let Ok(mut buffer) = self.buffer.lock() else { return };
-        let event = LogEvent { timestamp: now.max(buffer.last_timestamp), message };
+        let event = LogEvent { timestamp: now.max(buffer.last_timestamp), escaped_message, size };
         if buffer.bytes + event.size() > MAX_BUFFER_BYTES {
             self.counters.dropped.fetch_add(1, Ordering::Relaxed);
             return;
@@ -186,15 +199,16 @@ impl Shared {
     }
 }
 
-/// Cuts `text` to at most `max` bytes, on a character boundary.
-fn truncate(text: &mut String, max: usize) {
-    if text.len() > max {
-        let mut end = max;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        text.truncate(end);
-    }
+/// `line` cut to the longest message PutLogEvents takes, on a character boundary, escaped as the inside of a JSON
+/// string into `escaped`; the message's own length.
+fn escape_cut(line: &str, escaped: &mut Vec<u8>) -> usize {
+    let message = &line[..line.floor_char_boundary(MAX_EVENT_BYTES - EVENT_OVERHEAD_BYTES)];
+    escaped.clear();
+    // A str always serializes, and writing to a Vec cannot fail; the quotes around it are not the message's.
+    let _ = serde_json::to_writer(&mut *escaped, message);
+    escaped.pop();
+    escaped.remove(0);
+    message.len()
 }
 
 enum Command {
@@ -280,14 +294,43 @@ fn stream_name(service_name: &str) -> String {
 }
 
 /// Buffers each event as the JSON line the console's `json` format prints ([`crate::logs::json_line`]), made
-/// here rather than by a formatting layer and a writer, so a line is written once, into the string shipped.
+/// here rather than by a formatting layer and a writer, so a line is written once, already escaped as the string
+/// it is shipped in ([`Nested`]).
 pub(crate) struct CloudWatchLayer {
     shared: Arc<Shared>,
     dispatch: DispatchSlot,
 }
 
-/// Room for a typical line (the access log's is about 300 bytes), so that most lines are written without growing.
-const LINE_CAPACITY: usize = 512;
+/// Where a line is written: the line (as the inside of a JSON string), [`Nested`]'s scratch space, and a line too
+/// long for PutLogEvents, written again as JSON.
+#[derive(Default)]
+struct LineBuffers {
+    escaped: Vec<u8>,
+    scratch: Vec<u8>,
+    long: Vec<u8>,
+}
+
+thread_local! {
+    /// Each thread's, so that writing a line allocates nothing.
+    static LINE: RefCell<LineBuffers> = RefCell::default();
+}
+
+impl CloudWatchLayer {
+    fn buffer_line(&self, buffers: &mut LineBuffers, event: &Event<'_>, span: Option<&str>, context: Option<&Context>) {
+        let LineBuffers { escaped, scratch, long } = buffers;
+        escaped.clear();
+        let mut nested = Nested::new(escaped, scratch);
+        json_line(&mut nested, event, span, context);
+        let mut message_len = nested.plain_len;
+        if message_len > MAX_EVENT_BYTES - EVENT_OVERHEAD_BYTES {
+            // Written again as JSON to be cut where a character ends: rare, and never on a request's line.
+            long.clear();
+            json_line(long, event, span, context);
+            message_len = escape_cut(&String::from_utf8_lossy(long), escaped);
+        }
+        self.shared.push(escaped, message_len);
+    }
+}
 
 impl<S> Layer<S> for CloudWatchLayer
 where
@@ -301,13 +344,14 @@ where
         if SHIPPING.get() {
             return;
         }
-        let mut line = Vec::with_capacity(LINE_CAPACITY);
         let span = ctx.event_span(event);
+        let span = span.as_ref().map(|span| span.name());
         let context = self.dispatch.event_context(event);
-        json_line(&mut line, event, span.as_ref().map(|span| span.name()), context.as_ref());
-        let message =
-            String::from_utf8(line).unwrap_or_else(|error| String::from_utf8_lossy(error.as_bytes()).into_owned());
-        self.shared.push(message);
+        LINE.with(|buffers| match buffers.try_borrow_mut() {
+            Ok(mut buffers) => self.buffer_line(&mut buffers, event, span, context.as_ref()),
+            // A field whose `Debug` logs, while its own line is written: the inner line gets buffers of its own.
+            Err(_) => self.buffer_line(&mut LineBuffers::default(), event, span, context.as_ref()),
+        });
     }
 }
 
@@ -530,12 +574,29 @@ mod tests {
         Shared { buffer: Mutex::default(), counters: Counters::default(), batch_ready: Notify::new() }
     }
 
+    /// Buffers `line` as the layer does a line it wrote as JSON.
+    fn push(shared: &Shared, line: &str) {
+        let mut escaped = Vec::new();
+        let message_len = escape_cut(line, &mut escaped);
+        shared.push(&escaped, message_len);
+    }
+
+    /// The events of a PutLogEvents body, as CloudWatch reads them: (timestamp, message).
+    fn events_of(body: &[u8]) -> Vec<(i64, String)> {
+        let body: serde_json::Value = serde_json::from_slice(body).expect("the body is JSON");
+        let events = body["logEvents"].as_array().expect("logEvents");
+        events
+            .iter()
+            .map(|event| (event["timestamp"].as_i64().unwrap(), event["message"].as_str().unwrap().into()))
+            .collect()
+    }
+
     #[test]
     fn batches_keep_put_log_events_limits_in_order() {
         let shared = shared();
         let line = "x".repeat(1000);
         for _ in 0..2500 {
-            shared.push(line.clone());
+            push(&shared, &line);
         }
         let mut sizes = Vec::new();
         loop {
@@ -558,15 +619,18 @@ mod tests {
         {
             let mut buffer = shared.buffer.lock().unwrap();
             for timestamp in [0, 1000, MAX_BATCH_SPAN_MS, MAX_BATCH_SPAN_MS + 1] {
-                buffer.events.push_back(LogEvent { timestamp, message: "a".into() });
+                buffer.events.push_back(LogEvent { timestamp, escaped_message: Box::from(&b"a"[..]), size: 27 });
                 buffer.bytes += 27;
             }
         }
         assert_eq!(shared.take_batch().len(), 2);
         assert_eq!(shared.take_batch().len(), 2);
-        shared.push("é".repeat(MAX_EVENT_BYTES));
+        push(&shared, &"é".repeat(MAX_EVENT_BYTES));
         let batch = shared.take_batch();
         assert!(batch[0].size() <= MAX_EVENT_BYTES, "{}", batch[0].size());
+        let (_, message) = &events_of(&put_log_events_body("g", "s", &batch))[0];
+        assert_eq!(message.len() + EVENT_OVERHEAD_BYTES, batch[0].size());
+        assert!(message.len() + EVENT_OVERHEAD_BYTES > MAX_EVENT_BYTES - 2, "{}", message.len());
     }
 
     #[test]
@@ -574,24 +638,44 @@ mod tests {
         let shared = shared();
         let line = "x".repeat(MAX_EVENT_BYTES - EVENT_OVERHEAD_BYTES);
         for _ in 0..40 {
-            shared.push(line.clone());
+            push(&shared, &line);
         }
         assert_eq!(shared.stats().dropped, 8);
     }
 
     #[test]
     fn the_body_is_put_log_events_json_with_each_line_as_a_string() {
-        let line = r#"{"fields":{"message":"say \"hi\"\n"},"level":"INFO"}"#;
-        let batch = [LogEvent { timestamp: 1, message: line.into() }, LogEvent { timestamp: 2, message: "é".into() }];
+        let lines = [r#"{"fields":{"message":"say \"hi\"\n"},"level":"INFO"}"#, "é", "a\u{1}b\\c"];
+        let shared = shared();
+        for line in lines {
+            push(&shared, line);
+        }
+        let batch = shared.take_batch();
         let body: serde_json::Value = serde_json::from_slice(&put_log_events_body("cruddur", "a/b", &batch)).unwrap();
-        assert_eq!(
-            body,
-            serde_json::json!({
-                "logGroupName": "cruddur",
-                "logStreamName": "a/b",
-                "logEvents": [{"timestamp": 1, "message": line}, {"timestamp": 2, "message": "é"}],
-            })
-        );
+        let events: Vec<_> = lines
+            .iter()
+            .zip(&batch)
+            .map(|(line, event)| serde_json::json!({"timestamp": event.timestamp, "message": line}))
+            .collect();
+        assert_eq!(body, serde_json::json!({"logGroupName": "cruddur", "logStreamName": "a/b", "logEvents": events}));
+    }
+
+    #[test]
+    fn a_line_logged_while_another_is_written_on_the_same_thread_is_buffered_too() {
+        use tracing_subscriber::layer::SubscriberExt as _;
+
+        let shared = Arc::new(shared());
+        let layer = CloudWatchLayer { shared: shared.clone(), dispatch: DispatchSlot::default() };
+        // Under the global dispatcher, as binaries run, a field whose `Debug` logs is dispatched from inside the
+        // outer line's writing, which holds the thread's buffers; a scoped dispatcher would drop it, so the outer
+        // line is stood in for by holding the buffers.
+        tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+            LINE.with_borrow_mut(|_outer_line| tracing::info!(answer = 42, "the inner line"));
+        });
+        let batch = shared.take_batch();
+        let (_, message) = &events_of(&put_log_events_body("g", "s", &batch))[0];
+        let line: serde_json::Value = serde_json::from_str(message).unwrap();
+        assert_eq!((&line["fields"]["message"], &line["fields"]["answer"]), (&"the inner line".into(), &42.into()));
     }
 
     #[test]

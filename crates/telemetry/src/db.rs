@@ -19,7 +19,6 @@
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
-use opentelemetry::metrics::Histogram;
 use opentelemetry::trace::{SpanKind, TraceContextExt, Tracer};
 use opentelemetry::{KeyValue, StringValue};
 use opentelemetry_semantic_conventions::attribute::{
@@ -34,6 +33,7 @@ use url::Url;
 
 use crate::TelemetryError;
 use crate::context::DispatchSlot;
+use crate::metrics::BoundSeries;
 
 /// The `tracing` target sqlx logs its statements under.
 pub const SQLX_QUERY_TARGET: &str = "sqlx::query";
@@ -95,13 +95,13 @@ pub(crate) struct QuerySpans<T> {
     tracer: T,
     target: SharedTarget,
     /// `db.client.operation.duration`, when metrics are on.
-    durations: Option<Histogram<f64>>,
+    durations: Option<Arc<BoundSeries<StringValue>>>,
     /// Where the parent span's context is looked up.
     dispatch: DispatchSlot,
 }
 
 impl<T> QuerySpans<T> {
-    pub(crate) fn new(tracer: T, target: SharedTarget, durations: Option<Histogram<f64>>) -> Self {
+    pub(crate) fn new(tracer: T, target: SharedTarget, durations: Option<Arc<BoundSeries<StringValue>>>) -> Self {
         Self { tracer, target, durations, dispatch: DispatchSlot::default() }
     }
 }
@@ -130,9 +130,17 @@ where
         let Some(text) = query.take_text() else { return };
         let operation = operation_name(&text);
         if let Some(durations) = &self.durations {
-            let attributes =
-                [KeyValue::new(DB_SYSTEM_NAME, "postgresql"), KeyValue::new(DB_OPERATION_NAME, operation.clone())];
-            durations.record(query.elapsed.as_secs_f64(), &attributes);
+            durations.record(
+                query.elapsed.as_secs_f64(),
+                |series| series.as_str() == operation.as_str(),
+                || {
+                    let attributes = vec![
+                        KeyValue::new(DB_SYSTEM_NAME, "postgresql"),
+                        KeyValue::new(DB_OPERATION_NAME, operation.clone()),
+                    ];
+                    (operation.clone(), attributes)
+                },
+            );
         }
         let Some(parent) = parent else { return };
         let end = SystemTime::now();

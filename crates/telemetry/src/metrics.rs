@@ -11,12 +11,13 @@
 //! The request histogram is fed by [`crate::signals::SignalsLayer`], the query histogram by sqlx's own query events
 //! (by the layer that makes the database spans, see [`crate::db`]), the connection counts by the pool a binary names with
 //! [`crate::Telemetry::observe_connection_pool`]. Recording is an in-memory aggregation: no request waits on export.
+//! The histograms are recorded through instruments bound to each attribute set ([`BoundSeries`]).
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use opentelemetry::KeyValue;
-use opentelemetry::metrics::{Histogram, Meter, MeterProvider as _};
+use opentelemetry::metrics::{BoundHistogram, Histogram, Meter, MeterProvider as _};
+use opentelemetry::{KeyValue, StringValue};
 use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
@@ -33,8 +34,57 @@ const DURATION_BOUNDARIES: [f64; 14] =
 pub(crate) struct Meters {
     provider: SdkMeterProvider,
     meter: Meter,
-    pub(crate) http_server_duration: Histogram<f64>,
-    query_duration: Histogram<f64>,
+    pub(crate) http_server_duration: Arc<BoundSeries<HttpSeries>>,
+    query_duration: Arc<BoundSeries<StringValue>>,
+}
+
+/// What tells the series of `http.server.request.duration` apart: status code, method, route.
+pub(crate) type HttpSeries = (u16, &'static str, Box<str>);
+
+/// How many attribute sets a [`BoundSeries`] binds; measurements of any further set are recorded unbound.
+const MAX_BOUND_SERIES: usize = 128;
+
+/// A histogram recorded through instruments bound to each attribute set the first time it is seen (the SDK's
+/// `experimental_metrics_bound_instruments`): a bound measurement skips hashing the attributes and comparing them
+/// with every series', which was most of the SDK's work per measurement. The sets are few by construction (methods,
+/// routes, status codes, SQL operations), so they are found by a scan of a short list, keyed by `K`.
+pub(crate) struct BoundSeries<K> {
+    histogram: Histogram<f64>,
+    series: RwLock<Vec<(K, BoundHistogram<f64>)>>,
+}
+
+impl<K> BoundSeries<K> {
+    fn new(histogram: Histogram<f64>) -> Self {
+        Self { histogram, series: RwLock::default() }
+    }
+
+    /// Records `value` in the series whose key `is_key` recognizes; `new_series` gives its key and attributes, and
+    /// is called only for a series not bound yet.
+    pub(crate) fn record(
+        &self,
+        value: f64,
+        is_key: impl Fn(&K) -> bool,
+        new_series: impl FnOnce() -> (K, Vec<KeyValue>),
+    ) {
+        let find = |series: &[(K, BoundHistogram<f64>)]| {
+            series.iter().find(|(key, _)| is_key(key)).map(|(_, bound)| bound.clone())
+        };
+        if let Some(bound) = self.series.read().ok().and_then(|series| find(&series)) {
+            bound.record(value);
+            return;
+        }
+        let (key, attributes) = new_series();
+        let Ok(mut series) = self.series.write() else { return self.histogram.record(value, &attributes) };
+        if let Some(bound) = find(&series) {
+            bound.record(value);
+        } else if series.len() < MAX_BOUND_SERIES {
+            let bound = self.histogram.bind(&attributes);
+            bound.record(value);
+            series.push((key, bound));
+        } else {
+            self.histogram.record(value, &attributes);
+        }
+    }
 }
 
 /// A meter provider exporting to `config`'s destination every interval, from a thread of its own, for `resource`:
@@ -67,11 +117,17 @@ impl Meters {
             .with_description("Duration of database client operations.")
             .with_boundaries(DURATION_BOUNDARIES.to_vec())
             .build();
-        Ok(Self { provider, meter, http_server_duration, query_duration })
+        Ok(Self {
+            provider,
+            meter,
+            http_server_duration: Arc::new(BoundSeries::new(http_server_duration)),
+            query_duration: Arc::new(BoundSeries::new(query_duration)),
+        })
     }
 
-    /// `db.client.operation.duration`, recorded by [`crate::db::QuerySpans`] from sqlx's query events.
-    pub(crate) fn query_duration(&self) -> Histogram<f64> {
+    /// `db.client.operation.duration` by SQL operation, recorded by [`crate::db::QuerySpans`] from sqlx's query
+    /// events.
+    pub(crate) fn query_duration(&self) -> Arc<BoundSeries<StringValue>> {
         self.query_duration.clone()
     }
 

@@ -292,13 +292,22 @@ impl Shared {
             "{method} {path} {code}"
         );
         if let Some(meters) = &self.meters {
-            let attributes = [
-                KeyValue::new("http.request.method", crate::server::known_method(&seen.method)),
-                KeyValue::new("http.route", seen.route().to_owned()),
-                KeyValue::new("http.response.status_code", i64::from(status.as_u16())),
-                KeyValue::new("url.scheme", "http"),
-            ];
-            meters.http_server_duration.record(elapsed.as_secs_f64(), &attributes);
+            let (method, route) = (crate::server::known_method(&seen.method), seen.route());
+            meters.http_server_duration.record(
+                elapsed.as_secs_f64(),
+                |(series_status, series_method, series_route)| {
+                    *series_status == code && *series_method == method && **series_route == *route
+                },
+                || {
+                    let attributes = vec![
+                        KeyValue::new("http.request.method", method),
+                        KeyValue::new("http.route", route.to_owned()),
+                        KeyValue::new("http.response.status_code", i64::from(code)),
+                        KeyValue::new("url.scheme", "http"),
+                    ];
+                    ((code, method, route.into()), attributes)
+                },
+            );
         }
         response
     }

@@ -259,6 +259,13 @@ async fn every_log_line_of_a_request_reaches_cloudwatch_with_its_trace_id() {
         cloudwatch.wait_for_event("cruddur", "the error line", |event| event.json()["level"] == "ERROR").await.json();
     assert_eq!(error["trace_id"], trace_id);
     assert_eq!(error["fields"]["exception_message"], "relation \"activities\" does not exist");
+    // A line longer than PutLogEvents takes arrives cut where a character ends, within the service's limit (the
+    // stand-in refuses a batch with a longer event).
+    tracing::error!(text = "é".repeat(200_000).as_str(), "a line too long for CloudWatch");
+    test.telemetry.force_flush();
+    let cut = cloudwatch.wait_for_event("cruddur", "the long line, cut", |event| event.message.len() > 200_000).await;
+    assert!(cut.message.starts_with(r#"{"timestamp":"#) && cut.message.ends_with("é"), "{}", &cut.message[..200]);
+    assert!((262_144 - 27..=262_144 - 26).contains(&cut.message.len()), "{}", cut.message.len());
     let streams = cloudwatch.streams("cruddur");
     let stream = test.telemetry.cloudwatch_stream().unwrap();
     assert_eq!(streams.keys().collect::<Vec<_>>(), vec![stream], "one stream per process");
