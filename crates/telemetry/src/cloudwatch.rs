@@ -37,7 +37,7 @@ use tracing_subscriber::registry::LookupSpan;
 
 use crate::config::CloudWatchConfig;
 use crate::context::DispatchSlot;
-use crate::logs::{Nested, json_line};
+use crate::logs::{Nested, json_line, with_thread_buffer};
 
 /// How often the buffer is shipped.
 pub const FLUSH_INTERVAL: Duration = Duration::from_secs(5);
@@ -347,11 +347,7 @@ where
         let span = ctx.event_span(event);
         let span = span.as_ref().map(|span| span.name());
         let context = self.dispatch.event_context(event);
-        LINE.with(|buffers| match buffers.try_borrow_mut() {
-            Ok(mut buffers) => self.buffer_line(&mut buffers, event, span, context.as_ref()),
-            // A field whose `Debug` logs, while its own line is written: the inner line gets buffers of its own.
-            Err(_) => self.buffer_line(&mut LineBuffers::default(), event, span, context.as_ref()),
-        });
+        with_thread_buffer(&LINE, |buffers| self.buffer_line(buffers, event, span, context.as_ref()));
     }
 }
 

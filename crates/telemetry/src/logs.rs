@@ -7,6 +7,7 @@
 use std::cell::RefCell;
 use std::fmt::{self, Write as _};
 use std::io::IsTerminal;
+use std::thread::LocalKey;
 
 use opentelemetry::Context;
 use opentelemetry::trace::TraceContextExt;
@@ -66,8 +67,10 @@ where
             fmt.fmt_fields(SpanNamesOnly).event_format(format).with_filter(filter).boxed()
         }
     };
-    // The formatter has no registration hook of its own; this layer, interested in nothing, lends it one.
-    let layer = layer.and_then(RegisterDispatch(dispatch).with_filter(LevelFilter::OFF)).boxed();
+    // The formatter has no registration hook of its own; this layer, interested in nothing, lends it one. It goes
+    // inside: a tree of layers over the registry takes its level hint from the outer one (tracing-subscriber 0.3),
+    // and this layer's `OFF` outside would turn every event off where the log layer is the only one.
+    let layer = RegisterDispatch(dispatch).with_filter(LevelFilter::OFF).and_then(layer).boxed();
     Ok(Some(layer))
 }
 
@@ -144,7 +147,7 @@ where
         let Some(cx) = self.dispatch.event_context(event) else { return self.inner.format_event(ctx, writer, event) };
         let span = cx.span();
         let ids = span.span_context();
-        LINE.with_borrow_mut(|line| {
+        with_thread_buffer(&LINE, |line| {
             line.clear();
             self.inner.format_event(ctx, Writer::new(line), event)?;
             let body = line.trim_end_matches('\n');
@@ -154,6 +157,19 @@ where
             }
         })
     }
+}
+
+/// Runs `write` with this thread's `buffer`, or with a fresh one when the thread's is in use: a field whose `Debug`
+/// logs is formatted while its own line holds the buffer, and under the global dispatcher tracing dispatches that
+/// inner line too (as `tracing-subscriber`'s fmt layer does with its own buffer).
+pub(crate) fn with_thread_buffer<T: Default, R>(
+    buffer: &'static LocalKey<RefCell<T>>,
+    write: impl FnOnce(&mut T) -> R,
+) -> R {
+    buffer.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut held) => write(&mut held),
+        Err(_) => write(&mut T::default()),
+    })
 }
 
 /// JSON lines (stdout's `json` format), through [`json_line`].
@@ -173,7 +189,7 @@ where
     fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> fmt::Result {
         let span = ctx.parent_span();
         let context = self.dispatch.event_context(event);
-        JSON_LINE.with_borrow_mut(|line| {
+        with_thread_buffer(&JSON_LINE, |line| {
             line.clear();
             json_line(line, event, span.as_ref().map(|span| span.name()), context.as_ref());
             writer.write_str(std::str::from_utf8(line).map_err(|_| fmt::Error)?)?;
@@ -498,6 +514,36 @@ mod tests {
         assert_eq!(read.as_bytes(), line.as_slice());
         assert_eq!(plain_len, line.len());
         assert!(read.contains(r#"{"a\b":"say \"hi\"",-1.5null"odd \"key\"":"#), "{read}");
+    }
+
+    #[test]
+    fn a_json_line_logged_while_another_is_written_on_the_same_thread_is_written_too() {
+        use std::sync::{Arc, Mutex};
+        use tracing_subscriber::layer::SubscriberExt as _;
+
+        #[derive(Clone, Default)]
+        struct Captured(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Captured {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(bytes);
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let config = LogConfig { format: LogFormat::Json, filter: "info".into() };
+        let layer = layer(&config, move || writer.clone(), false).unwrap().expect("a log layer");
+        // The outer line is stood in for by holding the thread's buffer (see the CloudWatch layer's like test).
+        tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+            JSON_LINE.with_borrow_mut(|_outer_line| tracing::info!(answer = 42, "the inner line"));
+        });
+        let written = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let line: serde_json::Value = serde_json::from_str(written.trim_end()).unwrap();
+        assert_eq!((&line["fields"]["message"], &line["fields"]["answer"]), (&"the inner line".into(), &42.into()));
     }
 
     #[test]
