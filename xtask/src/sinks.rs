@@ -12,21 +12,25 @@ use std::sync::{Arc, Mutex};
 /// The (path, body) of each request received.
 type Recorded = Mutex<Vec<(String, Vec<u8>)>>;
 
-/// What a sink does with each request's path and body.
-type OnRequest = Arc<dyn Fn(String, Vec<u8>) + Send + Sync>;
-
 /// An empty success.
 const EMPTY_200: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
 
-/// Serves keep-alive HTTP POSTs with `Content-Length` bodies on `listener`, a thread per connection, answering each
-/// with `response` once `on_request` has seen it.
-fn serve(listener: TcpListener, on_request: OnRequest, response: &'static [u8]) {
+/// Serves keep-alive HTTP POSTs with `Content-Length` bodies on a port of 127.0.0.1 it returns, a thread per
+/// connection, answering each with `response` once `on_request` has seen its path and body.
+fn serve(
+    on_request: impl Fn(String, Vec<u8>) + Send + Sync + 'static,
+    response: &'static [u8],
+) -> std::io::Result<SocketAddr> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let address = listener.local_addr()?;
+    let on_request = Arc::new(on_request);
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {
             let on_request = on_request.clone();
             std::thread::spawn(move || serve_connection(stream, &*on_request, response));
         }
     });
+    Ok(address)
 }
 
 /// Accepts HTTP POSTs (keep-alive, `Content-Length` bodies), counts them, and keeps (path, body) when asked to.
@@ -39,8 +43,6 @@ pub(crate) struct HttpSink {
 impl HttpSink {
     /// `record`: keep every request's path and body (for checks; benchmarks only count).
     pub(crate) fn start(record: bool) -> std::io::Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0")?;
-        let address = listener.local_addr()?;
         let exports = Arc::new(AtomicU64::new(0));
         let recorded: Option<Arc<Recorded>> = record.then(Arc::default);
         let (counter, kept) = (exports.clone(), recorded.clone());
@@ -50,7 +52,7 @@ impl HttpSink {
                 kept.lock().expect("never poisoned").push((path, body));
             }
         };
-        serve(listener, Arc::new(on_request), EMPTY_200);
+        let address = serve(on_request, EMPTY_200)?;
         Ok(Self { address, exports, recorded })
     }
 
@@ -73,8 +75,6 @@ pub(crate) struct CloudWatchLogsSink {
 
 impl CloudWatchLogsSink {
     pub(crate) fn start() -> std::io::Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0")?;
-        let address = listener.local_addr()?;
         let events = Arc::new(AtomicU64::new(0));
         let counter = events.clone();
         let on_request = move |_path, body: Vec<u8>| {
@@ -83,7 +83,7 @@ impl CloudWatchLogsSink {
             let opened = memchr::memmem::find_iter(&body, b"{\"timestamp\":").count();
             counter.fetch_add(opened as u64, Ordering::Relaxed);
         };
-        serve(listener, Arc::new(on_request), CLOUDWATCH_ANSWER);
+        let address = serve(on_request, CLOUDWATCH_ANSWER)?;
         Ok(Self { address, events })
     }
 

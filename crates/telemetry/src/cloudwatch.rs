@@ -90,8 +90,9 @@ struct LogEvent {
 
 /// The body of a PutLogEvents call that ships `batch` (`PutLogEventsRequest` in the service's JSON 1.1 protocol).
 fn put_log_events_body(log_group: &str, log_stream: &str, batch: &[LogEvent]) -> Bytes {
-    let escaped: usize = batch.iter().map(|event| event.escaped_message.len() + 40).sum();
-    let mut body = Vec::with_capacity(log_group.len() + log_stream.len() + escaped + 64);
+    // Room for each event's timestamp and punctuation (about 40 bytes), and the request's own (about 60).
+    let events: usize = batch.iter().map(|event| event.escaped_message.len() + 40).sum();
+    let mut body = Vec::with_capacity(log_group.len() + log_stream.len() + events + 64);
     // Strings and integers always serialize, and writing to a Vec cannot fail.
     body.extend_from_slice(b"{\"logGroupName\":");
     let _ = serde_json::to_writer(&mut body, log_group);
